@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CAMERA_JSON, DATA_JSON, JOINT_JSON, load_json, write_json
+
+from minternet import Camera, InterHandDataset
+from minternet.interhand import INDEX_FIELDS, InterHandFormatError, find_annotation_files
+
+# Values derived by mmpose's InterHand3DDataset for the four real frames, from the samples
+# README (ann id: abs_depth [A_R, A_L], rel_root_depth, rel_root_valid, bbox centre, side).
+MMPOSE_DERIVED = {
+    326750: ([1111.0215, 1168.8142], 57.7927, 1, (126.0973, 236.2866), 231.3223),
+    286291: ([1119.1948, 1079.6545], -39.5403, 1, (198.0191, 167.1706), 218.7573),
+    680801: ([657.7856, 1071.4779], 413.6923, 0, (124.1042, 175.8060), 228.6990),
+    471953: ([1159.8293, 71.3281], -1088.5012, 0, (199.7786, 120.2126), 230.6694),
+}
+
+
+@pytest.fixture
+def dataset(samples_dir: Path) -> InterHandDataset:
+    return InterHandDataset(samples_dir)
+
+
+def test_index_has_every_documented_field_with_one_row_per_sample(dataset):
+    index = dataset.index
+    assert len(dataset) == 4 and set(INDEX_FIELDS) <= set(index)
+    for name, doc in INDEX_FIELDS.items():
+        rows = len(index["cam_campos"]) if name.startswith("cam_") else 4
+        dims = [d.strip() for d in doc[1 : doc.index(")")].split(",") if d.strip()]
+        shape = tuple(int(d) if d.isdigit() else rows for d in dims)
+        assert index[name].shape == shape, name
+        assert index[name].dtype != object, name
+
+
+def test_reader_reproduces_mmpose_derived_values(dataset):
+    index = dataset.index
+    for row, ann_id in enumerate(index["ann_id"]):
+        abs_depth, rel_root, rel_valid, centre, side = MMPOSE_DERIVED[int(ann_id)]
+        assert np.allclose(index["abs_depth"][row], abs_depth, atol=1e-3)
+        assert index["rel_root_depth"][row] == pytest.approx(rel_root, abs=1e-3)
+        assert index["rel_root_valid"][row] == rel_valid
+        x, y, w, h = index["bbox"][row]
+        assert (x + w / 2, y + h / 2) == pytest.approx(centre, abs=1e-3)
+        assert 1.25 * max(w, h) == pytest.approx(side, abs=1e-3)
+
+
+def test_validity_hand_types_and_placeholders(dataset):
+    index = dataset.index
+    by_id = {int(a): i for i, a in enumerate(index["ann_id"])}
+    both, right_only, left_only = by_id[326750], by_id[471953], by_id[680801]
+    assert index["joint_valid"][both].all()
+    assert index["joint_valid"][right_only].tolist() == [1] * 21 + [0] * 21
+    assert index["joint_valid"][left_only].tolist() == [0] * 21 + [1] * 21
+    assert index["hand_type"].tolist() == [[1, 1], [1, 1], [0, 1], [1, 0]]
+    assert index["hand_type_valid"].tolist() == [1, 1, 1, 1]
+    # Absent hands keep the placeholder [1, 1, 1] in world space (all of joints 0-20 for the
+    # left-only frame; 21-41 except 33 for the right-only one), masked by joint_valid.
+    assert np.all(index["joint_world"][left_only, :21] == 1.0)
+    placeholder = np.all(index["joint_world"][right_only, 21:] == 1.0, axis=1)
+    assert placeholder.sum() == 20 and not placeholder[33 - 21]
+    assert index["grey"].tolist() == [0, 0, 1, 1]
+    assert index["camera"].tolist() == [400026, 400012, 410053, 410028]
+
+
+def test_joint_cam_is_the_camera_transform_of_joint_world(dataset):
+    for i in range(len(dataset)):
+        cam = dataset.camera(i)
+        assert isinstance(cam, Camera)
+        expected = cam.world_to_camera(dataset.index["joint_world"][i].astype(np.float64))
+        assert np.allclose(dataset.index["joint_cam"][i], expected, atol=1e-3)
+        assert np.allclose(dataset.index["focal"][i], cam.focal)
+
+
+def test_root_gating_invalidates_a_hand_without_a_valid_wrist(flat_copy):
+    data = load_json(flat_copy / DATA_JSON)
+    data["annotations"][0]["joint_valid"][41] = [0]  # interacting frame, left wrist dropped
+    write_json(flat_copy / DATA_JSON, data)
+    index = InterHandDataset(flat_copy).index
+    assert index["joint_valid"][0].tolist() == [1] * 21 + [0] * 21
+    assert index["rel_root_valid"][0] == 0
+
+
+def test_raw_samples_are_rgb_images_of_the_annotated_size(dataset, samples_dir):
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        image = sample["image"]
+        assert image.dtype == np.uint8 and image.shape == (sample["height"], sample["width"], 3)
+        assert Path(sample["image_path"]).parent == samples_dir
+        assert sample["joint_cam"].shape == (42, 3) and isinstance(sample["seq_name"], str)
+    grey, colour = dataset[3]["image"].astype(int), dataset[0]["image"].astype(int)
+    assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 8  # monochrome camera 410028
+    assert np.abs(colour[..., 0] - colour[..., 2]).mean() > 3
+    with pytest.raises(IndexError):
+        dataset[4]
+
+
+def make_v1_tree(samples_dir: Path, root: Path, split: str = "test") -> None:
+    """The four frames rearranged into the official v1.0 tree."""
+    data = load_json(samples_dir / DATA_JSON)
+    for image in data["images"]:
+        name = image["file_name"]
+        image["file_name"] = (
+            f"Capture{image['capture']}/{image['seq_name']}/cam{image['camera']}/{name}"
+        )
+        (root / "images" / split / image["file_name"]).parent.mkdir(parents=True)
+        shutil.copy(samples_dir / name, root / "images" / split / image["file_name"])
+    ann_dir = root / "annotations" / split
+    ann_dir.mkdir(parents=True)
+    write_json(ann_dir / f"InterHand2.6M_{split}_data.json", data)
+    for kind, src in (("camera", CAMERA_JSON), ("joint_3d", JOINT_JSON)):
+        shutil.copy(samples_dir / src, ann_dir / f"InterHand2.6M_{split}_{kind}.json")
+
+
+def test_v1_tree_and_flat_folder_give_the_same_index(samples_dir, tmp_path):
+    make_v1_tree(samples_dir, tmp_path)
+    tree, flat = InterHandDataset(tmp_path, split="test"), InterHandDataset(samples_dir)
+    for name in INDEX_FIELDS:
+        if name != "image_path":
+            assert np.array_equal(tree.index[name], flat.index[name]), name
+    assert tree.index["image_path"][0].decode() == (
+        "images/test/Capture3/0390_dh_touchROM/cam400026/image69148.jpg"
+    )
+    assert np.array_equal(tree[1]["image"], flat[1]["image"])
+    with pytest.raises(ValueError, match="split"):
+        InterHandDataset(tmp_path)
+
+
+def test_cache_is_reused_and_rebuilt_when_a_source_changes(flat_copy, tmp_path):
+    cache = tmp_path / "cache"
+    first = InterHandDataset(flat_copy, cache_dir=cache)
+    (cache_file,) = cache.glob("*.npz")
+    stamp = cache_file.stat().st_mtime_ns
+    again = InterHandDataset(flat_copy, cache_dir=cache)
+    assert cache_file.stat().st_mtime_ns == stamp
+    assert np.array_equal(again.index["joint_cam"], first.index["joint_cam"])
+    data = load_json(flat_copy / DATA_JSON)
+    data["annotations"][2]["hand_type_valid"] = 0
+    write_json(flat_copy / DATA_JSON, data)
+    changed = InterHandDataset(flat_copy, cache_dir=cache)
+    assert changed.index["hand_type_valid"].tolist() == [1, 1, 0, 1]
+    assert list(cache.glob("*.npz")) == [cache_file]
+    # Same size, new mtime: still rebuilt.
+    os.utime(flat_copy / DATA_JSON, ns=(stamp, stamp))
+    assert InterHandDataset(flat_copy, cache_dir=cache).index["hand_type_valid"][2] == 0
+
+
+def _drop(record: dict, key: str) -> None:
+    del record[key]
+
+
+BREAKAGES = {
+    "missing image width": (DATA_JSON, lambda d: _drop(d["images"][1], "width"), "width"),
+    "string bbox": (DATA_JSON, lambda d: d["annotations"][0].update(bbox="wide"), "bbox"),
+    "short joint_valid": (
+        DATA_JSON,
+        lambda d: d["annotations"][2]["joint_valid"].pop(),
+        "joint_valid",
+    ),
+    "joint_valid of 2": (
+        DATA_JSON,
+        lambda d: d["annotations"][2]["joint_valid"][0].__setitem__(0, 2),
+        "joint_valid",
+    ),
+    "unknown hand_type": (
+        DATA_JSON,
+        lambda d: d["annotations"][3].update(hand_type="both"),
+        "hand_type",
+    ),
+    "float camera id": (DATA_JSON, lambda d: d["images"][0].update(camera=4.5), "camera"),
+    "no annotations": (DATA_JSON, lambda d: _drop(d, "annotations"), "annotations"),
+    "missing campos": (CAMERA_JSON, lambda c: _drop(c["3"]["campos"], "400026"), "campos"),
+    "3x2 camrot": (
+        CAMERA_JSON,
+        lambda c: c["2"]["camrot"].update({"400012": [[1, 0], [0, 1], [0, 0]]}),
+        "camrot",
+    ),
+    "missing frame": (JOINT_JSON, lambda j: _drop(j["7"], "29590"), "29590"),
+    "NaN joints": (
+        JOINT_JSON,
+        lambda j: j["4"]["2017"]["world_coord"][5].__setitem__(0, float("nan")),
+        "world_coord",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BREAKAGES)
+def test_bad_annotations_name_the_file_and_the_field(flat_copy, case):
+    file_name, breakage, field = BREAKAGES[case]
+    value = load_json(flat_copy / file_name)
+    breakage(value)
+    write_json(flat_copy / file_name, value)
+    with pytest.raises(InterHandFormatError) as err:
+        InterHandDataset(flat_copy)
+    assert file_name in str(err.value) and field in err.value.field
+
+
+def test_malformed_json_missing_files_and_missing_images(flat_copy):
+    (flat_copy / JOINT_JSON).write_text('{"3": {"69148": ')
+    with pytest.raises(InterHandFormatError, match=f"{JOINT_JSON}.*not valid JSON"):
+        InterHandDataset(flat_copy)
+    (flat_copy / JOINT_JSON).unlink()
+    with pytest.raises(FileNotFoundError, match=r"\*_joint_3d\.json"):
+        InterHandDataset(flat_copy)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        find_annotation_files(flat_copy / "nowhere")
+
+
+def test_missing_or_mis_sized_images_name_the_file(flat_copy, samples_dir):
+    dataset = InterHandDataset(flat_copy)
+    (flat_copy / "image29590.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"image29590\.jpg.*file_name"):
+        dataset[2]
+    # A portrait image under a landscape width/height, like camera 400412's files.
+    shutil.copy(samples_dir / "image69148.jpg", flat_copy / "image2017.jpg")
+    with pytest.raises(InterHandFormatError, match=r"image2017\.jpg.*width/height.*512x334"):
+        dataset[3]
+    (flat_copy / "image44669.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(InterHandFormatError, match=r"image44669\.jpg.*decoded"):
+        dataset[1]
