@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from minternet.camera import Camera
+from minternet.hub import cache_root
 from minternet.skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOTS
 
 log = logging.getLogger(__name__)
@@ -269,12 +270,6 @@ def _derive(cols: dict[str, list]) -> dict[str, np.ndarray]:
     return index
 
 
-def default_cache_dir() -> Path:
-    """``$MINTERNET_CACHE/index``, by default ``~/.cache/minternet/index``."""
-    base = os.environ.get("MINTERNET_CACHE") or Path.home() / ".cache" / "minternet"
-    return Path(base) / "index"
-
-
 def _cache_path(files: AnnotationFiles, cache_dir: Path) -> tuple[Path, str]:
     """The cache file for ``files`` and the key of their current sizes and mtimes."""
     sources = [files.data, files.camera, files.joint_3d]
@@ -286,7 +281,7 @@ def _cache_path(files: AnnotationFiles, cache_dir: Path) -> tuple[Path, str]:
 
 def load_index(files: AnnotationFiles, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
     """The index of ``files``, from the cache when its key matches, else built and cached."""
-    cache_path, key = _cache_path(files, cache_dir or default_cache_dir())
+    cache_path, key = _cache_path(files, cache_dir or cache_root() / "index")
     if cache_path.is_file():
         with np.load(cache_path) as cached:
             if str(cached["_key"]) == key:
