@@ -1,0 +1,345 @@
+"""Sequences of one or two moving hands, and the camera dome that films them (appendix A).
+
+World frame: millimetres, y pointing down as in InterHand2.6M (its cameras are mounted
+upright, so "up" is -y); the hands move around the scene centre at the world origin.
+Two interacting hands touch but never pass through each other: no capsule of one
+(:func:`~minternet.synth.hand.hand_capsules`) comes closer to one of the other than
+:data:`CLEARANCE` times the sum of their radii.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from minternet.camera import Camera
+from minternet.synth.hand import (
+    MAX_STEP,
+    HandShape,
+    forward_kinematics,
+    hand_capsules,
+    keyframe_track,
+    pose_track,
+    rotation_matrix,
+)
+
+PLACEHOLDER = 1.0
+"""InterHand stores every joint of an absent hand as [1, 1, 1] mm."""
+CLEARANCE = 0.8
+"""Two capsules of different hands may not be closer, axis to axis, than this times the sum
+of their radii: a little skin may press in, nothing may pass through."""
+SINGLE_MOTIONS: dict[str, tuple[str, ...] | None] = {
+    "fist": ("fist", "relaxed"),
+    "spread": ("spread", "open", "relaxed"),
+    "point": ("point", "relaxed"),
+    "pinch": ("pinch", "relaxed", "open"),
+    "thumbup": ("thumbup", "fist"),
+    "grip": ("grip", "open"),
+    "claw": ("claw", "spread"),
+    "rom": None,  # range of motion: random poses
+}
+"""Single-hand motion label -> gestures its keyframes cycle through."""
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """How the passive hand meets the active one, in the active hand's local frame.
+
+    Both hands cycle through their gestures. The passive hand's fingers and palm normal
+    point along ``fingers`` and ``palm`` after a random turn (deg, within ``twist``) about
+    ``axis``; its point ``anchor`` (mm at scale 1, right-hand local coordinates) goes to the
+    active hand's point ``target``; then it slides along ``push`` from slightly inside to the
+    first position where no capsules of the two hands intersect, so that they touch.
+    """
+
+    active: tuple[str, ...]
+    passive: tuple[str, ...]
+    fingers: tuple[float, float, float]
+    palm: tuple[float, float, float]
+    axis: tuple[float, float, float]
+    twist: tuple[float, float]
+    anchor: tuple[float, float, float]
+    target: tuple[float, float, float]
+    push: tuple[float, float, float]
+
+
+_OPEN = ("open", "relaxed")
+INTERACTIONS: dict[str, Interaction] = {
+    "pray": Interaction(_OPEN, _OPEN, (0, 1, 0), (0, 0, -1), (0, 0, 1), (-10, 10),
+                         (0, 45, 0), (0, 45, 0), (0, 0, 1)),
+    "palms": Interaction((*_OPEN, "spread"), (*_OPEN, "spread"), (0, 1, 0), (0, 0, -1),
+                          (0, 0, 1), (40, 80), (0, 50, 0), (0, 50, 0), (0, 0, 1)),
+    "clasp": Interaction(("hook",), ("hook",), (0, 1, 0), (0, 0, -1), (0, 0, 1), (165, 195),
+                          (0, 100, 0), (14, 100, 35), (0, 1, 0)),
+    "interlock": Interaction(("lace",), ("claw",), (0, 1, 0), (0, 0, -1), (0, 0, 1), (-15, 10),
+                              (0, 72, 0), (-24, 74, 55), (0, 0, 1)),
+    "stack": Interaction(_OPEN, _OPEN, (0, 1, 0), (0, 0, 1), (0, 0, 1), (-60, 60),
+                          (0, 45, 0), (0, 45, 0), (0, 0, 1)),
+    "touch": Interaction(("point",), (*_OPEN, "spread"), (1, 0, 0), (0, -1, 0), (0, 1, 0),
+                          (-180, 180), (0, 50, 0), (28, 170, 6), (0, 1, 0)),
+}  # fmt: skip
+"""Two-hand motion label -> how the hands meet, written for a right active hand:
+
+* pray: palms pressed together, fingers aligned; palms: the same with the fingers crossed;
+* clasp: curled fingers hooked into each other, hands pulling apart;
+* interlock: two claws facing each other, fingertips meshing;
+* stack: one palm resting on the back of the other hand;
+* touch: the index tip of "point" (at (28, 170, 6)) on the other palm.
+
+The placements came from a search over relative poses for clear, touching, compact ones."""
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
+class Sequence:
+    """One sequence of frames of one subject.
+
+    joint_world: (T, 42, 3) float64 mm, world; an absent hand's joints are all
+    :data:`PLACEHOLDER`. present: (2,) bool, [right, left]. kind: "right", "left" or
+    "interacting". motion: a label for the sequence name, e.g. "thumbup" or "clasp".
+    """
+
+    joint_world: np.ndarray
+    present: np.ndarray
+    kind: str
+    motion: str
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
+class CameraSpec:
+    """One camera of the dome: ``name`` 400xxx (colour) or 410xxx (grey), image size in px."""
+
+    name: str
+    camera: Camera
+    width: int
+    height: int
+    grey: bool
+
+
+def segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """Closest distance between segments p0-p1 and q0-q1; (..., 3) each, broadcast -> (...).
+
+    Minimises |p0 + s dp - q0 - t dq| over s, t in [0, 1]: the unclamped optimum's s is
+    clamped, t follows from s, and when t leaves [0, 1] it is clamped and s recomputed.
+    """
+    dp, dq, r = p1 - p0, q1 - q0, p0 - q0
+    a, e = np.maximum(_dot(dp, dp), 1e-12), np.maximum(_dot(dq, dq), 1e-12)
+    b, c, f = _dot(dp, dq), _dot(dp, r), _dot(dq, r)
+    # Parallel segments: a tiny denominator sends s to an end, which the clamps then fix.
+    s = np.clip((b * f - c * e) / np.maximum(a * e - b * b, 1e-12 * a * e), 0, 1)
+    t = (b * s + f) / e
+    s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
+    t = np.clip(t, 0, 1)
+    gap = r + s[..., None] * dp - t[..., None] * dq
+    return np.sqrt(_dot(gap, gap))
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.einsum("...i,...i->...", u, v)
+
+
+def capsule_gaps(
+    seg_a: np.ndarray, rad_a: np.ndarray, seg_b: np.ndarray, rad_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Axis distance over radius sum, and surface gap (mm), of every pair of capsules.
+
+    seg_a: (..., A, 2, 3), rad_a: (A,); seg_b: (..., B, 2, 3), rad_b: (B,). Returns two
+    (..., A, B) arrays; a ratio below :data:`CLEARANCE` is an interpenetration.
+    """
+    a, b = seg_a[..., :, None, :, :], seg_b[..., None, :, :, :]
+    dist = segment_distance(a[..., 0, :], a[..., 1, :], b[..., 0, :], b[..., 1, :])
+    total = rad_a[:, None] + rad_b[None, :]
+    return dist / total, dist - total
+
+
+_MIRROR = np.diag([-1.0, 1.0, 1.0])
+_SEARCH = (-10.0, 250.0, 8.0, 2.0)
+"""mm: start, stop, coarse and fine step of the slide that searches for contact."""
+_SMOOTH = 3
+"""frames: half window of the running max and mean that smooth the contact positions."""
+
+
+def _uniform_rotation(rng: np.random.Generator) -> np.ndarray:
+    """(3, 3) rotation drawn uniformly (a normalised Gaussian quaternion)."""
+    q = rng.normal(size=4)
+    q *= np.sign(q[0]) / np.linalg.norm(q)
+    vec_norm = np.linalg.norm(q[1:])
+    return rotation_matrix(q[1:] / max(vec_norm, 1e-12) * 2 * np.arctan2(vec_norm, q[0]))
+
+
+def _wander(
+    rng: np.random.Generator, n_frames: int, rot_sd: float, move_sd: float, lever: float
+) -> np.ndarray:
+    """(n_frames, 6) smooth random [rotation vector (rad), offset (mm)], keys within two
+    standard deviations of zero; a point ``lever`` mm out moves at most ~MAX_STEP mm a frame."""
+    scale = np.repeat([rot_sd, move_sd], 3)
+    return keyframe_track(
+        rng,
+        n_frames,
+        lambda: np.clip(rng.normal(0.0, scale), -2 * scale, 2 * scale),
+        lambda d: 1.5 * (lever * np.linalg.norm(d[:3]) + np.linalg.norm(d[3:])) / MAX_STEP,
+    )
+
+
+def _contact(
+    joints_a: np.ndarray,
+    joints_p: np.ndarray,
+    shape_a: HandShape,
+    shape_p: HandShape,
+    push: np.ndarray,
+) -> np.ndarray:
+    """(T,) mm: how far to slide the passive hand along ``push`` in each frame.
+
+    Per frame, the first slide (coarse, then fine steps) where the capsules are clear, so
+    the hands touch; then a running max and a running mean of equal windows, which keep
+    every frame at or beyond its own contact position while removing jumps.
+    """
+    seg_a, rad_a = hand_capsules(joints_a, shape_a)
+    seg_p, rad_p = hand_capsules(joints_p, shape_p)
+    start, stop, coarse, fine = _SEARCH
+
+    def clear(frames: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """(F,) frame indices, (F, K) mm slides -> (F, K) bool, no capsules intersect."""
+        moved = seg_p[frames, None] + shift[..., None, None, None] * push
+        ratio = capsule_gaps(seg_a[frames, None], rad_a, moved, rad_p)[0]
+        return ratio.min(axis=(-2, -1)) >= CLEARANCE
+
+    frames = np.arange(len(joints_a))
+    first, pending = np.full(len(frames), stop), frames
+    for slide in np.arange(start, stop, coarse):  # all frames at once, dropping found ones
+        found = clear(pending, np.full((len(pending), 1), slide))[:, 0]
+        first[pending[found]] = slide
+        pending = pending[~found]
+        if not len(pending):
+            break
+    refine = first[:, None] - coarse + fine * np.arange(1, coarse / fine)
+    found = clear(frames, refine)
+    first = np.where(found.any(axis=1), refine[frames, np.argmax(found, axis=1)], first)
+    pad = np.pad(first, _SMOOTH, mode="edge")
+    peak = np.lib.stride_tricks.sliding_window_view(pad, 2 * _SMOOTH + 1).max(axis=1)
+    pad = np.pad(peak, _SMOOTH, mode="edge")
+    shift = np.lib.stride_tricks.sliding_window_view(pad, 2 * _SMOOTH + 1).mean(axis=1)
+    pending = frames  # a smoothed slide can land in a pocket of the search: slide on
+    while len(pending):
+        pending = pending[~clear(pending, shift[pending, None])[:, 0] & (shift[pending] < stop)]
+        shift[pending] += fine
+    return shift
+
+
+def _interacting(
+    rng: np.random.Generator,
+    spec: Interaction,
+    n_frames: int,
+    shape_a: HandShape,
+    shape_p: HandShape,
+) -> np.ndarray:
+    """(T, 2, 21, 3) mm: [active right hand, passive left hand] in the active's local frame."""
+    pose_a = pose_track(rng, n_frames, spec.active, noise=8.0)
+    pose_p = pose_track(rng, n_frames, spec.passive, noise=8.0)
+    fingers, palm = np.array(spec.fingers, float), np.array(spec.palm, float)
+    twist = np.radians(rng.uniform(*spec.twist)) * np.array(spec.axis, float)
+    base = rotation_matrix(twist) @ np.stack([np.cross(fingers, palm), fingers, palm], axis=1)
+    jitter = _wander(rng, n_frames, np.radians(5.0), 4.0, 150.0)
+    rot = base @ rotation_matrix(jitter[:, :3])
+    anchor = _MIRROR @ np.array(spec.anchor) * shape_p.scale  # the passive is a left hand
+    offset = np.array(spec.target) * shape_a.scale - rot @ anchor + jitter[:, 3:]
+    joints_a = forward_kinematics(shape_a, pose_a, "right")
+    joints_p = forward_kinematics(shape_p, pose_p, "left", offset, rot)
+    push = np.array(spec.push, float)
+    joints_p += _contact(joints_a, joints_p, shape_a, shape_p, push)[:, None, None] * push
+    return np.stack([joints_a, joints_p], axis=1)
+
+
+def sample_sequence(
+    rng: np.random.Generator,
+    kind: str,
+    n_frames: int,
+    shape_right: HandShape,
+    shape_left: HandShape,
+) -> Sequence:
+    """A random sequence of ``n_frames`` frames of one subject; ``kind`` is "right", "left" or
+    "interacting".
+
+    One hand runs through a single-hand motion (:data:`SINGLE_MOTIONS`), or two meet as in
+    :data:`INTERACTIONS`, either hand taking the active part. The scene starts in a uniformly
+    random orientation, then turns and drifts smoothly: the mean of the palm centres stays
+    within 60 mm of the origin along each axis.
+    """
+    if kind not in ("right", "left", "interacting"):
+        raise ValueError(f"kind must be 'right', 'left' or 'interacting', got {kind!r}")
+    present = np.array([kind != "left", kind != "right"])
+    if kind == "interacting":
+        motion = list(INTERACTIONS)[rng.integers(len(INTERACTIONS))]
+        left_acts = bool(rng.random() < 0.5)
+        # A left-handed scene is the mirror image of a right-handed one with the roles swapped.
+        shapes = (shape_left, shape_right) if left_acts else (shape_right, shape_left)
+        local = _interacting(rng, INTERACTIONS[motion], n_frames, *shapes)
+    else:
+        motion = list(SINGLE_MOTIONS)[rng.integers(len(SINGLE_MOTIONS))]
+        poses = pose_track(rng, n_frames, SINGLE_MOTIONS[motion])
+        shape = shape_right if kind == "right" else shape_left
+        local = forward_kinematics(shape, poses, kind)[:, None]
+        left_acts = False
+    palm_centres = (local[..., 20, :] + local[..., 11, :]) / 2  # (T, H, 3)
+    path = _wander(rng, n_frames, 0.5, 30.0, 200.0)
+    rot = _uniform_rotation(rng) @ rotation_matrix(path[:, :3])
+    centred = local - palm_centres.mean(axis=1)[:, None, None]
+    world = np.einsum("tij,thkj->thki", rot, centred) + path[:, None, None, 3:]
+    if left_acts:
+        world = world[:, ::-1] @ _MIRROR
+    joint_world = np.full((n_frames, 2, 21, 3), PLACEHOLDER)
+    joint_world[:, present] = world
+    return Sequence(joint_world.reshape(n_frames, 42, 3), present, kind, motion)
+
+
+def _look_at(position: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
+    """(3, 3) world -> camera rotation, OpenCV axes: z towards ``target``, y as close to world
+    down (+y) as z allows, then turned by ``roll`` rad about z."""
+    z = (target - position) / np.linalg.norm(target - position)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return np.stack([np.cos(roll) * x + np.sin(roll) * y, np.cos(roll) * y - np.sin(roll) * x, z])
+
+
+def sample_cameras(
+    rng: np.random.Generator, n_cameras: int, centre: np.ndarray
+) -> list[CameraSpec]:
+    """A dome of ``n_cameras`` (at most 1000) looking at ``centre`` (3,) mm, world.
+
+    Directions spread evenly (golden-angle spiral, jittered) over elevations -20..75 deg, so
+    the dome covers the top and the sides; 600-1200 mm away (1000 mm on average), focal
+    1200-1600 px, so 334 px span 125-330 mm at the centre. About a quarter are grey
+    (410xxx) and a quarter portrait (334 x 512, image up still world up as in the real
+    portrait views). Each aims within 4 mm of the centre, rolled by at most 4 deg, principal
+    point within 7 px of the image centre per axis: the centre lands within ~30 px of it.
+    """
+    if not 1 <= n_cameras <= 1000:
+        raise ValueError(f"n_cameras must be in 1..1000, got {n_cameras}")
+    centre = np.asarray(centre, dtype=np.float64)
+    lo, hi = np.sin(np.radians([-20.0, 75.0]))
+    sin_elev = (
+        lo + (hi - lo) * (np.arange(n_cameras) + rng.uniform(0.2, 0.8, n_cameras)) / n_cameras
+    )
+    azimuth = rng.uniform(0, 2 * np.pi) + np.pi * (3 - np.sqrt(5)) * np.arange(n_cameras)
+    azimuth += rng.normal(0.0, 0.05, n_cameras)
+    cos_elev = np.sqrt(1 - sin_elev**2)
+    directions = np.stack([cos_elev * np.cos(azimuth), -sin_elev, cos_elev * np.sin(azimuth)], 1)
+    # Mostly far, like the real ~1 m dome, so that the close ones' narrow views are rare.
+    distance = 1200.0 - 600.0 * rng.uniform(0.0, 1.0, n_cameras) ** 2
+    focal = rng.uniform(1204.0, 1596.0, n_cameras)  # fx, fy differ by <= 0.4 % about it
+    numbers = rng.choice(1000, n_cameras, replace=False)
+    grey = rng.permutation(n_cameras) < round(n_cameras / 4)
+    portrait = rng.permutation(n_cameras) < round(n_cameras / 4)
+    cameras = []
+    for k in range(n_cameras):
+        width, height = (334, 512) if portrait[k] else (512, 334)
+        position = centre + distance[k] * directions[k]
+        target = centre + rng.uniform(-4.0, 4.0, 3)
+        rotation = _look_at(position, target, np.radians(rng.uniform(-4.0, 4.0)))
+        fxy = focal[k] * (1.0 + np.array([1.0, -1.0]) * rng.uniform(-0.002, 0.002))
+        princpt = np.array([width, height]) / 2 + rng.uniform(-7.0, 7.0, 2)
+        camera = Camera(position, rotation, fxy, princpt)
+        name = f"{410 if grey[k] else 400}{numbers[k]:03d}"
+        cameras.append(CameraSpec(name, camera, width, height, bool(grey[k])))
+    return cameras

@@ -1,0 +1,222 @@
+"""Synthetic sequences and camera domes: InterHand's conventions, physics, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minternet.skeleton import BONES
+from minternet.synth.hand import hand_capsules, sample_shape
+from minternet.synth.scene import (
+    CLEARANCE,
+    INTERACTIONS,
+    PLACEHOLDER,
+    SINGLE_MOTIONS,
+    capsule_gaps,
+    sample_cameras,
+    sample_sequence,
+    segment_distance,
+)
+
+FRAMES = 40
+LOCAL_BONES = np.array(BONES[:20])
+
+
+def subject(seed: int):
+    rng = np.random.default_rng(seed)
+    return rng, sample_shape(rng), sample_shape(rng)
+
+
+def sequence(seed: int, kind: str, frames: int = FRAMES):
+    rng, right, left = subject(seed)
+    return sample_sequence(rng, kind, frames, right, left)
+
+
+def hands(joint_world: np.ndarray) -> np.ndarray:
+    """(T, 42, 3) -> (T, 2, 21, 3), [right, left]."""
+    return joint_world.reshape(len(joint_world), 2, 21, 3)
+
+
+def bone_lengths(joints: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(
+        joints[..., LOCAL_BONES[:, 1], :] - joints[..., LOCAL_BONES[:, 0], :], axis=-1
+    )
+
+
+@pytest.fixture(scope="module")
+def interacting() -> list:
+    """Interacting sequences, enough seeds that every kind of interaction occurs."""
+    out = []
+    for seed in range(30):
+        rng, right, left = subject(seed)
+        out.append((sample_sequence(rng, "interacting", FRAMES, right, left), right, left))
+    return out
+
+
+def brute_force_distance(p0, p1, q0, q1, steps: int = 400) -> float:
+    s = np.linspace(0, 1, steps + 1)[:, None]
+    p, q = p0 + s * (p1 - p0), q0 + s * (q1 - q0)
+    return float(np.linalg.norm(p[:, None] - q[None], axis=-1).min())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    points=st.lists(st.floats(-50, 50), min_size=12, max_size=12),
+    degenerate=st.sampled_from(["none", "parallel", "point", "both points", "collinear"]),
+)
+def test_segment_distance_matches_brute_force(points: list[float], degenerate: str) -> None:
+    p0, p1, q0, q1 = np.array(points).reshape(4, 3)
+    if degenerate == "parallel":
+        q1 = q0 + 0.7 * (p1 - p0)
+    elif degenerate == "point":
+        q1 = q0.copy()
+    elif degenerate == "both points":
+        p1, q1 = p0.copy(), q0.copy()
+    elif degenerate == "collinear":
+        q0, q1 = p0 + 1.3 * (p1 - p0), p0 - 0.4 * (p1 - p0)
+    exact = float(segment_distance(p0, p1, q0, q1))
+    sampled = brute_force_distance(p0, p1, q0, q1)
+    longest = max(np.linalg.norm(p1 - p0), np.linalg.norm(q1 - q0))
+    assert exact <= sampled + 1e-9  # never above a distance that is actually attained
+    assert sampled - exact <= longest / 400 + 1e-9  # and no further below than the sampling
+    assert float(segment_distance(q0, q1, p0, p1)) == pytest.approx(exact, abs=1e-9)
+
+
+def test_segment_distance_known_cases_and_broadcasting() -> None:
+    o, x, y = np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    z = np.array([0, 0, 1.0])
+    assert segment_distance(o, x, 2 * z, 2 * z + y) == pytest.approx(2.0)  # skew, crossing
+    assert segment_distance(o, x, 3 * x + y, 4 * x + y) == pytest.approx(np.sqrt(5))  # parallel
+    assert segment_distance(o, x, -y + 0.5 * x, y + 0.5 * x) == pytest.approx(0.0)  # touching
+    many = segment_distance(np.zeros((4, 1, 3)), np.ones((4, 1, 3)), np.zeros((1, 5, 3)) + z, z)
+    assert many.shape == (4, 5)
+
+
+def test_single_hand_sequences_fill_the_absent_hand_with_the_placeholder() -> None:
+    for seed in range(12):
+        rng, right, left = subject(seed)
+        for kind, present in (("right", 0), ("left", 1)):
+            seq = sample_sequence(rng, kind, FRAMES, right, left)
+            assert seq.joint_world.shape == (FRAMES, 42, 3)
+            assert seq.joint_world.dtype == np.float64
+            assert seq.present.tolist() == [kind == "right", kind == "left"]
+            assert seq.kind == kind and seq.motion in SINGLE_MOTIONS
+            joints = hands(seq.joint_world)
+            assert (joints[:, 1 - present] == PLACEHOLDER).all()
+            assert not (joints[:, present] == PLACEHOLDER).all(axis=-1).any()
+            shape = right if kind == "right" else left
+            np.testing.assert_allclose(
+                bone_lengths(joints[:, present]), np.broadcast_to(shape.lengths, (FRAMES, 20))
+            )
+
+
+def test_interacting_sequences_have_both_hands_with_constant_bones(interacting) -> None:
+    for seq, right, left in interacting:
+        assert seq.present.tolist() == [True, True] and seq.kind == "interacting"
+        joints = hands(seq.joint_world)
+        assert not (joints == PLACEHOLDER).all(axis=-1).any()
+        for hand, shape in ((0, right), (1, left)):
+            np.testing.assert_allclose(
+                bone_lengths(joints[:, hand]), np.broadcast_to(shape.lengths, (FRAMES, 20))
+            )
+    assert {seq.motion for seq, _, _ in interacting} == set(INTERACTIONS)
+
+
+def test_interacting_hands_touch_but_do_not_interpenetrate(interacting) -> None:
+    close_frames = []
+    for seq, right, left in interacting:
+        joints = hands(seq.joint_world)
+        seg_r, rad_r = hand_capsules(joints[:, 0], right)
+        seg_l, rad_l = hand_capsules(joints[:, 1], left)
+        ratio, gap = capsule_gaps(seg_r, rad_r, seg_l, rad_l)
+        assert ratio.min() >= CLEARANCE - 1e-9, seq.motion
+        close_frames.append(gap.min(axis=(1, 2)) < 20.0)
+    assert np.mean(close_frames) > 0.9
+
+
+def test_sequences_move_smoothly_around_the_origin(interacting) -> None:
+    sequences = [seq for seq, _, _ in interacting]
+    for seed in range(10):
+        sequences.append(sequence(100 + seed, ("right", "left")[seed % 2]))
+    for seq in sequences:
+        joints = hands(seq.joint_world)[:, seq.present]
+        palm_centres = (joints[..., 20, :] + joints[..., 11, :]) / 2
+        assert np.abs(palm_centres.mean(axis=1)).max() <= 60.0 + 1e-6
+        assert np.abs(joints).max() < 400.0
+        assert np.linalg.norm(np.diff(joints, axis=0), axis=-1).max() < 25.0, seq.motion
+
+
+def test_sequences_are_deterministic() -> None:
+    for kind in ("right", "left", "interacting"):
+        first, again = sequence(3, kind, 20), sequence(3, kind, 20)
+        assert first.joint_world.tobytes() == again.joint_world.tobytes()
+        assert first.motion == again.motion
+        other = sequence(4, kind, 20)
+        assert not np.array_equal(first.joint_world, other.joint_world)
+
+
+def test_unknown_kind_is_rejected() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        sequence(0, "both", 5)
+
+
+@pytest.mark.parametrize("n_cameras", [1, 16, 80])
+def test_camera_dome_follows_interhand_conventions(n_cameras: int) -> None:
+    centre = np.array([20.0, -30.0, 10.0])
+    cameras = sample_cameras(np.random.default_rng(n_cameras), n_cameras, centre)
+    assert len(cameras) == n_cameras
+    names = [c.name for c in cameras]
+    assert len(set(names)) == n_cameras
+    for spec in cameras:
+        cam = spec.camera
+        assert len(spec.name) == 6 and spec.name.isdigit()
+        assert spec.name.startswith("410" if spec.grey else "400")
+        assert (spec.width, spec.height) in ((512, 334), (334, 512))
+        np.testing.assert_allclose(cam.camrot @ cam.camrot.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(cam.camrot) == pytest.approx(1.0, abs=1e-12)
+        assert 600.0 <= np.linalg.norm(cam.campos - centre) <= 1200.0
+        assert 1200.0 <= cam.focal.min() and cam.focal.max() <= 1600.0
+        assert abs(cam.focal[0] / cam.focal[1] - 1) < 0.005
+        image_centre = np.array([spec.width, spec.height]) / 2
+        assert np.abs(cam.princpt - image_centre).max() <= 10.0
+        uv = cam.world_to_pixel(centre)
+        assert np.linalg.norm(uv - image_centre) < 40.0
+        assert cam.world_to_camera(centre)[2] > 0  # in front, not behind
+        # Upright like the real dome: the image's down direction has a world-down (+y) part,
+        # and no camera sits far below the hands.
+        assert cam.camrot[1, 1] > 0.2
+        offset = cam.campos - centre
+        elevation = np.degrees(np.arcsin(-offset[1] / np.linalg.norm(offset)))
+        assert -21.0 <= elevation <= 76.0
+
+
+def test_camera_dome_mixes_grey_portrait_and_directions() -> None:
+    cameras = sample_cameras(np.random.default_rng(0), 80, np.zeros(3))
+    assert sum(c.grey for c in cameras) == 20
+    assert sum(c.height > c.width for c in cameras) == 20
+    directions = np.array([c.camera.campos / np.linalg.norm(c.camera.campos) for c in cameras])
+    # Spread all round: every horizontal quadrant holds cameras, and some look from above.
+    quadrant = (np.arctan2(directions[:, 2], directions[:, 0]) // (np.pi / 2)).astype(int)
+    assert set(quadrant.tolist()) == {-2, -1, 0, 1}
+    assert (directions[:, 1] < -0.8).any()
+
+
+def test_cameras_are_deterministic() -> None:
+    first = sample_cameras(np.random.default_rng(5), 30, np.zeros(3))
+    again = sample_cameras(np.random.default_rng(5), 30, np.zeros(3))
+    for a, b in zip(first, again, strict=True):
+        assert (a.name, a.width, a.height, a.grey) == (b.name, b.width, b.height, b.grey)
+        for key in ("campos", "camrot", "focal", "princpt"):
+            assert getattr(a.camera, key).tobytes() == getattr(b.camera, key).tobytes()
+    with pytest.raises(ValueError, match="n_cameras"):
+        sample_cameras(np.random.default_rng(0), 1001, np.zeros(3))
+
+
+def test_every_camera_sees_the_hands_in_front_of_it(interacting) -> None:
+    cameras = sample_cameras(np.random.default_rng(9), 40, np.zeros(3))
+    for seq, _, _ in interacting[:10]:
+        for spec in cameras:
+            depth = spec.camera.world_to_camera(seq.joint_world)[..., 2]
+            assert depth.min() > 200.0
