@@ -1,4 +1,4 @@
-"""The synthetic tree: InterHand2.6M's files and semantics, deterministic, and true to its pixels."""
+"""The synthetic tree: the real files and semantics, deterministic, and true to its pixels."""
 
 from __future__ import annotations
 
