@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -44,3 +46,13 @@ def load_json(path: Path) -> dict:
 
 def write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value))
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import a script from ``book/tools`` (it is not part of the package)."""
+    path = Path(__file__).resolve().parents[1] / "book" / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

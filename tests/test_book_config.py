@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
-from types import ModuleType
 
 import nbformat
 import pytest
 import yaml
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import a script from ``book/tools`` (it is not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, BOOK / "tools" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 colab_cell = load_tool("colab_cell")

@@ -7,13 +7,12 @@ resolve, and its DOM is read after the page's scripts ran.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import load_tool
 
 pytestmark = pytest.mark.browser
 
@@ -30,15 +29,6 @@ CDN_HOSTS = ("cdn.jsdelivr.net", "cdnjs.cloudflare.com", "unpkg.com", "cdn.plot.
 # when a reader presses a thebe button, and the book has none (launch_buttons.thebe: false).
 THEBE_URL = re.compile(r'const THEBE_JS_URL = "https://unpkg\.com/thebe@[^"]*"')
 EXTERNAL = re.compile(r"^(https?:)?//", re.IGNORECASE)
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import a script from ``book/tools`` (it is not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, BOOK / "tools" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def sources() -> list[Path]:
