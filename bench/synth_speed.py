@@ -11,7 +11,8 @@ import os
 import tempfile
 import time
 
-from minternet.synth.write import SynthSpec, write_dataset
+from minternet.synth.plan import SynthSpec
+from minternet.synth.write import write_dataset
 
 
 def rate(spec: SynthSpec, workers: int) -> float:

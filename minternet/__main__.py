@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    from minternet.synth.write import SynthSpec
+    from minternet.synth.plan import SynthSpec
 
     defaults = SynthSpec()
     p = sub.add_parser(
@@ -67,7 +67,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from minternet.synth.write import SynthSpec, write_dataset
+    from minternet.synth.plan import SynthSpec
+    from minternet.synth.write import write_dataset
 
     images = {s: getattr(args, s) for s in ("train", "val", "test") if getattr(args, s) > 0}
     try:

@@ -13,18 +13,15 @@ from minternet import InterHandDataset
 from minternet.skeleton import BONES, hand_slice
 from minternet.synth.hand import (
     BONE_LENGTHS,
-    GESTURES,
     LIMITS,
-    MAX_STEP,
     POSE_NAMES,
     forward_kinematics,
     hand_capsules,
     mean_shape,
-    pose_track,
     rotation_matrix,
-    sample_pose,
     sample_shape,
 )
+from minternet.synth.motion import GESTURES, sample_pose
 
 LOCAL_BONES = np.array(BONES[:20])  # (parent, child) of one hand, child k = bone k
 MIRROR = np.diag([-1.0, 1.0, 1.0])
@@ -88,16 +85,6 @@ def test_batched_kinematics_equals_one_at_a_time() -> None:
     for k in range(5):
         single = forward_kinematics(shape, poses[k], "left", positions[k], rotations[k])
         np.testing.assert_allclose(batched[k], single, atol=1e-9)
-
-
-def test_sampled_poses_and_gestures_respect_the_limits() -> None:
-    rng = np.random.default_rng(2)
-    poses = np.stack([sample_pose(rng) for _ in range(2000)] + list(GESTURES.values()))
-    assert poses.shape[1] == len(POSE_NAMES) == len(LIMITS) == 21
-    assert (poses >= LIMITS[:, 0]).all() and (poses <= LIMITS[:, 1]).all()
-    assert (LIMITS[:, 0] < LIMITS[:, 1]).all()
-    # Sampling explores the range rather than sitting on one gesture.
-    assert (poses.max(axis=0) - poses.min(axis=0) > 0.5 * (LIMITS[:, 1] - LIMITS[:, 0])).all()
 
 
 @settings(max_examples=30, deadline=None)
@@ -177,28 +164,6 @@ def test_pinch_brings_thumb_and_index_tips_together() -> None:
     assert np.linalg.norm(joints[0] - joints[4]) < 15.0
     open_hand = forward_kinematics(mean_shape(), GESTURES["open"], "right")
     assert np.linalg.norm(open_hand[0] - open_hand[4]) > 60.0
-
-
-@pytest.mark.parametrize("gestures", [None, ("fist", "spread"), ("pinch", "relaxed", "open")])
-def test_pose_track_is_smooth_and_inside_the_limits(gestures: tuple[str, ...] | None) -> None:
-    for seed in range(8):
-        rng = np.random.default_rng(seed)
-        shape = sample_shape(rng, scale=1.15)  # the biggest subjects move the furthest
-        track = pose_track(rng, 150, gestures)
-        assert track.shape == (150, len(POSE_NAMES))
-        assert (track >= LIMITS[:, 0] - 1e-9).all() and (track <= LIMITS[:, 1] + 1e-9).all()
-        joints = forward_kinematics(shape, track, "right")
-        step = np.linalg.norm(np.diff(joints, axis=0), axis=-1)
-        assert step.max() <= MAX_STEP < 15.0
-        assert np.ptp(track, axis=0).max() > 20.0  # it does move
-
-
-def test_pose_track_is_deterministic() -> None:
-    first = pose_track(np.random.default_rng(11), 60, ("fist", "open"))
-    np.testing.assert_array_equal(
-        first, pose_track(np.random.default_rng(11), 60, ("fist", "open"))
-    )
-    assert not np.array_equal(first, pose_track(np.random.default_rng(12), 60, ("fist", "open")))
 
 
 def test_capsules_cover_every_bone_and_close_the_palm() -> None:

@@ -14,7 +14,8 @@ from minternet.__main__ import main
 from minternet.skeleton import BONES, NUM_JOINTS
 from minternet.synth import scene
 from minternet.synth.hand import hand_capsules
-from minternet.synth.write import SynthSpec, capture_rig, plan_split, render_view, write_dataset
+from minternet.synth.plan import SynthSpec, capture_rig, plan_split, render_view
+from minternet.synth.write import write_dataset
 
 SPEC = SynthSpec(seed=7, images={"train": 48, "test": 16}, captures=2, sequences=4, frames=4,
                  cameras=8, views=3)

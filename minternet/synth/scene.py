@@ -1,4 +1,4 @@
-"""Sequences of one or two moving hands, and the camera dome that films them (appendix A).
+"""Sequences of one or two moving hands, and how two of them meet (appendix A).
 
 World frame: millimetres, y pointing down as in InterHand2.6M (its cameras are mounted
 upright, so "up" is -y); the hands move around the scene centre at the world origin.
@@ -13,16 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minternet.camera import Camera
-from minternet.synth.hand import (
-    MAX_STEP,
-    HandShape,
-    forward_kinematics,
-    hand_capsules,
-    keyframe_track,
-    pose_track,
-    rotation_matrix,
-)
+from minternet.synth.hand import HandShape, forward_kinematics, hand_capsules, rotation_matrix
+from minternet.synth.motion import MAX_STEP, keyframe_track, pose_track
 
 PLACEHOLDER = 1.0
 """InterHand stores every joint of an absent hand as [1, 1, 1] mm."""
@@ -103,17 +95,6 @@ class Sequence:
     present: np.ndarray
     kind: str
     motion: str
-
-
-@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
-class CameraSpec:
-    """One camera of the dome: ``name`` 400xxx (colour) or 410xxx (grey), image size in px."""
-
-    name: str
-    camera: Camera
-    width: int
-    height: int
-    grey: bool
 
 
 def segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
@@ -290,56 +271,3 @@ def sample_sequence(
     joint_world = np.full((n_frames, 2, 21, 3), PLACEHOLDER)
     joint_world[:, present] = world
     return Sequence(joint_world.reshape(n_frames, 42, 3), present, kind, motion)
-
-
-def _look_at(position: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
-    """(3, 3) world -> camera rotation, OpenCV axes: z towards ``target``, y as close to world
-    down (+y) as z allows, then turned by ``roll`` rad about z."""
-    z = (target - position) / np.linalg.norm(target - position)
-    x = np.cross([0.0, 1.0, 0.0], z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    return np.stack([np.cos(roll) * x + np.sin(roll) * y, np.cos(roll) * y - np.sin(roll) * x, z])
-
-
-def sample_cameras(
-    rng: np.random.Generator, n_cameras: int, centre: np.ndarray
-) -> list[CameraSpec]:
-    """A dome of ``n_cameras`` (at most 1000) looking at ``centre`` (3,) mm, world.
-
-    Directions spread evenly (golden-angle spiral, jittered) over elevations -20..75 deg, so
-    the dome covers the top and the sides; 600-1200 mm away (1000 mm on average), focal
-    1200-1600 px, so 334 px span 125-330 mm at the centre. About a quarter are grey
-    (410xxx) and a quarter portrait (334 x 512, image up still world up as in the real
-    portrait views). Each aims within 4 mm of the centre, rolled by at most 4 deg, principal
-    point within 7 px of the image centre per axis: the centre lands within ~30 px of it.
-    """
-    if not 1 <= n_cameras <= 1000:
-        raise ValueError(f"n_cameras must be in 1..1000, got {n_cameras}")
-    centre = np.asarray(centre, dtype=np.float64)
-    lo, hi = np.sin(np.radians([-20.0, 75.0]))
-    sin_elev = (
-        lo + (hi - lo) * (np.arange(n_cameras) + rng.uniform(0.2, 0.8, n_cameras)) / n_cameras
-    )
-    azimuth = rng.uniform(0, 2 * np.pi) + np.pi * (3 - np.sqrt(5)) * np.arange(n_cameras)
-    azimuth += rng.normal(0.0, 0.05, n_cameras)
-    cos_elev = np.sqrt(1 - sin_elev**2)
-    directions = np.stack([cos_elev * np.cos(azimuth), -sin_elev, cos_elev * np.sin(azimuth)], 1)
-    # Mostly far, like the real ~1 m dome, so that the close ones' narrow views are rare.
-    distance = 1200.0 - 600.0 * rng.uniform(0.0, 1.0, n_cameras) ** 2
-    focal = rng.uniform(1204.0, 1596.0, n_cameras)  # fx, fy differ by <= 0.4 % about it
-    numbers = rng.choice(1000, n_cameras, replace=False)
-    grey = rng.permutation(n_cameras) < round(n_cameras / 4)
-    portrait = rng.permutation(n_cameras) < round(n_cameras / 4)
-    cameras = []
-    for k in range(n_cameras):
-        width, height = (334, 512) if portrait[k] else (512, 334)
-        position = centre + distance[k] * directions[k]
-        target = centre + rng.uniform(-4.0, 4.0, 3)
-        rotation = _look_at(position, target, np.radians(rng.uniform(-4.0, 4.0)))
-        fxy = focal[k] * (1.0 + np.array([1.0, -1.0]) * rng.uniform(-0.002, 0.002))
-        princpt = np.array([width, height]) / 2 + rng.uniform(-7.0, 7.0, 2)
-        camera = Camera(position, rotation, fxy, princpt)
-        name = f"{410 if grey[k] else 400}{numbers[k]:03d}"
-        cameras.append(CameraSpec(name, camera, width, height, bool(grey[k])))
-    return cameras

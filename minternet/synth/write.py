@@ -1,19 +1,14 @@
-"""Writing the synthetic world as an InterHand2.6M v1.0 tree (book appendix A).
+"""Writing a planned synthetic world as an InterHand2.6M v1.0 tree (appendix A).
 
 Output layout, identical to the real dataset's::
 
     images/{split}/Capture{c}/{seq_name}/cam{camera}/image{frame_idx}.jpg
     annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d}.json
 
-Per view the labels follow the real files' semantics: ``joint_valid`` is 0 for an absent
-hand and for joints outside the image; the joint file keeps world coordinates with the
-placeholder ``[1, 1, 1]`` for an absent hand; ``hand_type_valid`` is 1 for single-hand
-frames and, for interacting ones, only when more than 30 joints are valid; ``bbox`` is the
-box of the valid joints' projections enlarged 1.2 times about its centre.
-
-The JSON is streamed to disk, so ``--annotations-only`` scales to InterHand2.6M's full
-size, and everything random is drawn from generators seeded by (seed, split, capture,
-sequence), so the same seed writes the same bytes.
+The joint file keeps world coordinates with the placeholder ``[1, 1, 1]`` for an absent
+hand, and the camera file every camera of each capture's dome. The JSON is streamed to
+disk, so ``annotations_only`` scales to InterHand2.6M's full size; the same spec writes the
+same bytes, with one rendering process or several.
 """
 
 from __future__ import annotations
@@ -21,195 +16,28 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from minternet.camera import Camera
 from minternet.skeleton import JOINTS_PER_HAND
-from minternet.synth import render, scene
-from minternet.synth.hand import hand_capsules, sample_shape
-
-KIND_CODES = {"right": "rh", "left": "lh", "interacting": "dh"}
-"""Sequence-name codes of the three scene kinds; ``hand_type`` is read back from them."""
-KIND_CYCLE = ("interacting", "right", "interacting", "left")
-"""Sequences take kinds in turn: half interacting, as in InterHand2.6M's train split, and
-every kind present even in a small split."""
-MIN_VALID_JOINTS = 6
-"""Views with fewer valid joints carry no usable label and are skipped (and counted)."""
-BBOX_ENLARGE = 1.2
-"""The real annotations' box is the valid joints' extent times 1.2 about its centre."""
+from minternet.synth import render
+from minternet.synth.plan import (
+    KIND_CODES,
+    CaptureRig,
+    PlannedSequence,
+    SynthSpec,
+    capture_rig,
+    plan_split,
+    render_view,
+)
 
 
-@dataclass(frozen=True)
-class SynthSpec:
-    """What to generate. Each split has its own captures (subjects), drawn from ``seed``.
-
-    A split's capacity is captures x sequences x frames x views; it stops at its image count.
-    """
-
-    seed: int = 0
-    images: dict[str, int] = field(default_factory=lambda: {"train": 800, "val": 120, "test": 120})
-    captures: int = 2
-    sequences: int = 20
-    frames: int = 10
-    cameras: int = 16
-    views: int = 3
-    jpeg_quality: int = 70
-    annotations_only: bool = False
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.views <= self.cameras:
-            raise ValueError(f"views ({self.views}) must be between 1 and cameras ({self.cameras})")
-        for split, count in self.images.items():
-            capacity = self.captures * self.sequences * self.frames * self.views
-            if count > capacity:
-                raise ValueError(
-                    f"{split}: {count} images asked for, but captures x sequences "
-                    f"x frames x views = {capacity}"
-                )
-
-
-def view_labels(
-    joint_world: np.ndarray, present: np.ndarray, camera: Camera, width: int, height: int
-) -> dict[str, Any] | None:
-    """The data-file labels of one frame seen by one camera, or None when unusable.
-
-    joint_world: (42, 3) mm, world space; present: (2,) bool, [right, left].
-    """
-    joint_cam = camera.world_to_camera(joint_world)
-    uv = camera.camera_to_pixel(joint_cam)
-    inside = (
-        (joint_cam[:, 2] > 0)
-        & (uv[:, 0] >= 0)
-        & (uv[:, 0] <= width - 1)
-        & (uv[:, 1] >= 0)
-        & (uv[:, 1] <= height - 1)
-    )
-    valid = inside & np.repeat(present, JOINTS_PER_HAND)
-    if valid.sum() < MIN_VALID_JOINTS:
-        return None
-    lo, hi = uv[valid].min(axis=0), uv[valid].max(axis=0)
-    centre, extent = (lo + hi) / 2, (hi - lo) * BBOX_ENLARGE
-    interacting = bool(present.all())
-    return {
-        "bbox": [*(centre - extent / 2).tolist(), *extent.tolist()],
-        "joint_valid": valid.astype(int),
-        "hand_type_valid": int(not interacting or valid.sum() > 30),
-    }
-
-
-@dataclass
-class _Planned:
-    """One sequence with the views chosen for it (labels only, no pixels yet)."""
-
-    split: str
-    capture: int
-    index: int
-    name: str
-    kind: str
-    first_frame: int
-    motion: scene.Sequence
-    views: list[tuple[int, int, dict[str, Any]]]
-    """(frame within the sequence, camera number in the dome, data-file labels)."""
-
-
-def _rng(spec: SynthSpec, *key: int) -> np.random.Generator:
-    return np.random.default_rng([spec.seed, *key])
-
-
-def _split_key(split: str) -> int:
-    return zlib.crc32(split.encode())
-
-
-@dataclass(frozen=True)
-class _Rig:
-    """A capture's subject (hand shapes, skin) and its dome of cameras."""
-
-    shapes: tuple[Any, Any]
-    skin: np.ndarray
-    cameras: list[scene.CameraSpec]
-    background_seed: int
-
-
-def capture_rig(spec: SynthSpec, split: str, capture: int) -> _Rig:
-    """The rig of one capture; the same numbers whenever it is asked for."""
-    rng = _rng(spec, _split_key(split), capture)
-    right = sample_shape(rng)
-    shapes = (right, sample_shape(rng, scale=right.scale))  # one subject: hands of one size
-    skin = render.skin_tone(rng)
-    cameras = scene.sample_cameras(rng, spec.cameras, np.zeros(3))
-    return _Rig(shapes, skin, cameras, int(rng.integers(2**31)))
-
-
-def plan_split(spec: SynthSpec, split: str) -> Iterator[_Planned]:
-    """The split's sequences in writing order, captures taken in turn, up to its image count."""
-    budget = spec.images[split]
-    rigs = [capture_rig(spec, split, c) for c in range(spec.captures)]
-    next_frame = [0] * spec.captures
-    for seq in range(spec.sequences):
-        for capture, rig in enumerate(rigs):
-            if budget == 0:
-                return
-            rng = _rng(spec, _split_key(split), capture, seq + 1)
-            kind = KIND_CYCLE[(seq * spec.captures + capture) % len(KIND_CYCLE)]
-            motion = scene.sample_sequence(rng, kind, spec.frames, *rig.shapes)
-            views = []
-            for frame in range(spec.frames):
-                for cam in rng.choice(spec.cameras, size=spec.views, replace=False):
-                    spec_cam = rig.cameras[cam]
-                    labels = view_labels(
-                        motion.joint_world[frame],
-                        motion.present,
-                        spec_cam.camera,
-                        spec_cam.width,
-                        spec_cam.height,
-                    )
-                    if labels is not None and len(views) < budget:
-                        views.append((frame, int(cam), labels))
-            budget -= len(views)
-            name = f"{seq * spec.captures + capture:04d}_{KIND_CODES[kind]}_{motion.motion}"
-            yield _Planned(split, capture, seq, name, kind, next_frame[capture], motion, views)
-            next_frame[capture] += spec.frames
-
-
-def render_view(
-    spec: SynthSpec, rig: _Rig, motion: scene.Sequence, frame: int, cam: int
-) -> render.Render:
-    """Frame ``frame`` of ``motion`` seen by camera ``cam`` of the rig."""
-    spec_cam = rig.cameras[cam]
-    segments, radii, owner = [], [], []
-    for hand in np.flatnonzero(motion.present):
-        joints = motion.joint_world[frame, hand * JOINTS_PER_HAND : (hand + 1) * JOINTS_PER_HAND]
-        seg, rad = hand_capsules(joints, rig.shapes[hand])
-        segments.append(spec_cam.camera.world_to_camera(seg))
-        radii.append(rad)
-        owner.append(np.full(len(rad), hand + 1))
-    radii_all = np.concatenate(radii)
-    colors = np.tile(rig.skin, (len(radii_all), 1))
-    # A camera's background stays the same through a capture, as in a real studio.
-    background = render.background(
-        np.random.default_rng([rig.background_seed, cam]), (spec_cam.width, spec_cam.height)
-    )
-    return render.render_capsules(
-        np.concatenate(segments),
-        radii_all,
-        np.concatenate(owner),
-        colors,
-        spec_cam.camera.focal,
-        spec_cam.camera.princpt,
-        (spec_cam.width, spec_cam.height),
-        background,
-    )
-
-
-def _render_jpegs(job: tuple[SynthSpec, _Planned]) -> list[bytes]:
+def _render_jpegs(job: tuple[SynthSpec, PlannedSequence]) -> list[bytes]:
     spec, planned = job
     rig = capture_rig(spec, planned.split, planned.capture)
     jpegs = []
@@ -221,8 +49,8 @@ def _render_jpegs(job: tuple[SynthSpec, _Planned]) -> list[bytes]:
 
 
 def _rendered(
-    spec: SynthSpec, plans: Iterator[_Planned], workers: int
-) -> Iterator[tuple[_Planned, list[bytes] | None]]:
+    spec: SynthSpec, plans: Iterator[PlannedSequence], workers: int
+) -> Iterator[tuple[PlannedSequence, list[bytes] | None]]:
     """Each planned sequence with its JPEGs (None when only annotations are written)."""
     if spec.annotations_only:
         yield from ((planned, None) for planned in plans)
@@ -296,8 +124,8 @@ def write_split(
 def _write_sequence(
     root: Path,
     split: str,
-    planned: _Planned,
-    rig: _Rig,
+    planned: PlannedSequence,
+    rig: CaptureRig,
     jpegs: list[bytes] | None,
     images: _JsonArray,
     annotations: _JsonArray,
