@@ -26,7 +26,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from minternet.camera import Camera
 from minternet.hub import cache_root
@@ -312,46 +311,3 @@ def read_image(path: Path, width: int, height: int) -> np.ndarray:
             f"data file says {width}x{height}, image is {bgr.shape[1]}x{bgr.shape[0]}",
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-class InterHandDataset(torch.utils.data.Dataset):
-    """InterHand2.6M raw samples: the image and its annotation fields, no crop yet.
-
-    ``root`` is a v1.0 tree (give ``split``) or a flat folder (``split`` not needed).
-    ``dataset.index`` is the columnar index (:data:`INDEX_FIELDS`), one row per sample.
-    """
-
-    def __init__(
-        self, root: Path | str, split: str | None = None, *, cache_dir: Path | None = None
-    ) -> None:
-        self.root = Path(root)
-        self.files = find_annotation_files(self.root, split)
-        self.index = load_index(self.files, cache_dir)
-
-    def __len__(self) -> int:
-        return len(self.index["image_id"])
-
-    def image_path(self, i: int) -> Path:
-        """Absolute path of sample ``i``'s image."""
-        return self.root / self.index["image_path"][i].decode()
-
-    def camera(self, i: int) -> Camera:
-        """The calibrated camera that took sample ``i``."""
-        row = self.index["camera_row"][i]
-        return Camera(
-            *(self.index[f"cam_{k}"][row] for k in ("campos", "camrot", "focal", "princpt"))
-        )
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        """Sample ``i``: ``image`` (H, W, 3) uint8 RGB plus that row of every index field."""
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"sample {i} out of range for {len(self)} samples")
-        sample: dict[str, Any] = {
-            k: v[i] for k, v in self.index.items() if not k.startswith("cam_")
-        }
-        sample["image_path"] = str(self.image_path(i))
-        sample["seq_name"] = sample["seq_name"].decode()
-        sample["image"] = read_image(
-            self.image_path(i), int(sample["width"]), int(sample["height"])
-        )
-        return sample

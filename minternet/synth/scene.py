@@ -101,15 +101,21 @@ def segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndar
     """Closest distance between segments p0-p1 and q0-q1; (..., 3) each, broadcast -> (...).
 
     Minimises |p0 + s dp - q0 - t dq| over s, t in [0, 1]: the unclamped optimum's s is
-    clamped, t follows from s, and when t leaves [0, 1] it is clamped and s recomputed.
+    clamped, t follows from s, and when t leaves [0, 1] it is clamped and s recomputed. A
+    segment of zero length is a point (its parameter stays 0), however short the other is.
     """
     dp, dq, r = p1 - p0, q1 - q0, p0 - q0
-    a, e = np.maximum(_dot(dp, dp), 1e-12), np.maximum(_dot(dq, dq), 1e-12)
+    a, e = _dot(dp, dp), _dot(dq, dq)
     b, c, f = _dot(dp, dq), _dot(dp, r), _dot(dq, r)
-    # Parallel segments: a tiny denominator sends s to an end, which the clamps then fix.
-    s = np.clip((b * f - c * e) / np.maximum(a * e - b * b, 1e-12 * a * e), 0, 1)
-    t = (b * s + f) / e
-    s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
+    p_len, q_len = a > 0, e > 0
+    denom = a * e - b * b
+    # Parallel segments (denom 0): any s is optimal, take 0 and let the clamps below fix t.
+    s = np.where(p_len & q_len & (denom > 0), (b * f - c * e) / np.where(denom > 0, denom, 1), 0)
+    s = np.where(p_len & ~q_len, -c / np.where(p_len, a, 1), s)  # q is a point
+    s = np.clip(s, 0, 1)
+    t = np.where(q_len, (b * s + f) / np.where(q_len, e, 1), 0)
+    s_low, s_high = (np.clip(v / np.where(p_len, a, 1), 0, 1) for v in (-c, b - c))
+    s = np.where(p_len & (t < 0), s_low, np.where(p_len & (t > 1), s_high, s))
     t = np.clip(t, 0, 1)
     gap = r + s[..., None] * dp - t[..., None] * dq
     return np.sqrt(_dot(gap, gap))

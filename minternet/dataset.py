@@ -1,0 +1,149 @@
+"""The InterHand2.6M Dataset: raw samples or training crops (book chapters 1 and 2).
+
+It joins the two halves of the data path without either knowing the other: the columnar
+index of :mod:`minternet.interhand` (what the files say) and the crops and augmentation of
+:mod:`minternet.transforms` (what the model sees).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from minternet.camera import Camera
+from minternet.interhand import (
+    InterHandFormatError,
+    find_annotation_files,
+    load_index,
+    read_image,
+)
+from minternet.transforms import (
+    INPUT_SIZE,
+    MMPOSE,
+    Augmentation,
+    AugParams,
+    make_sample,
+    sample_augmentation,
+)
+
+log = logging.getLogger(__name__)
+
+
+class InterHandDataset(torch.utils.data.Dataset):
+    """InterHand2.6M samples: raw (the image and its annotation fields) or cropped.
+
+    ``root`` is a v1.0 tree (give ``split``) or a flat folder (``split`` not needed).
+    ``dataset.index`` is the columnar index (``minternet.interhand.INDEX_FIELDS``), one row
+    per sample.
+
+    ``train=None`` gives raw samples: ``image`` (H, W, 3) uint8 RGB plus that row of every
+    index field. ``train=False`` gives :func:`~minternet.transforms.make_sample` crops of
+    ``input_size`` px without augmentation, ``train=True`` with ``augmentation`` drawn from
+    ``np.random.default_rng([seed, epoch, i])``: the same whatever the worker count or
+    order. Crops also carry ``index`` (the row) and ``sample_valid``.
+
+    ``on_bad_image="skip"`` turns a missing, undecodable or mis-sized image into a logged
+    skip: a black image, every weight 0 and ``sample_valid`` 0, counted in :attr:`skipped`.
+    The default, "raise", raises an error naming the file.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        split: str | None = None,
+        *,
+        cache_dir: Path | None = None,
+        train: bool | None = None,
+        input_size: int = INPUT_SIZE,
+        augmentation: Augmentation = MMPOSE,
+        seed: int = 0,
+        on_bad_image: str = "raise",
+    ) -> None:
+        if on_bad_image not in ("raise", "skip"):
+            raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {on_bad_image!r}")
+        self.root = Path(root)
+        self.files = find_annotation_files(self.root, split)
+        self.index = load_index(self.files, cache_dir)
+        self.train, self.input_size, self.augmentation = train, input_size, augmentation
+        self.seed, self.on_bad_image = seed, on_bad_image
+        # Shared memory, so that DataLoader workers (persistent ones too) see the epoch the
+        # main process sets, and the main process sees the skips the workers record.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._bad = torch.zeros(len(self), dtype=torch.uint8).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.index["image_id"])
+
+    @property
+    def epoch(self) -> int:
+        """The epoch augmentation is drawn for; see :meth:`set_epoch`."""
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw augmentation for ``epoch`` from now on, in this process and its workers."""
+        self._epoch.fill_(epoch)
+
+    @property
+    def skipped(self) -> int:
+        """How many distinct samples had a bad image and were skipped, in any process."""
+        return int(self._bad.sum())
+
+    def image_path(self, i: int) -> Path:
+        """Absolute path of sample ``i``'s image."""
+        return self.root / self.index["image_path"][i].decode()
+
+    def camera(self, i: int) -> Camera:
+        """The calibrated camera that took sample ``i``."""
+        row = self.index["camera_row"][i]
+        return Camera(
+            *(self.index[f"cam_{k}"][row] for k in ("campos", "camrot", "focal", "princpt"))
+        )
+
+    def augmentation_params(self, i: int, epoch: int | None = None) -> AugParams | None:
+        """The augmentation sample ``i`` gets in ``epoch`` (default: the current one), or
+        None when not training.
+        """
+        if not self.train:
+            return None
+        epoch = self.epoch if epoch is None else epoch
+        return sample_augmentation(np.random.default_rng([self.seed, epoch, i]), self.augmentation)
+
+    def raw(self, i: int) -> dict[str, Any]:
+        """Raw sample ``i``: ``image`` (H, W, 3) uint8 RGB plus that row of every index field
+        and ``sample_valid`` (1, or 0 for a skipped bad image).
+        """
+        sample: dict[str, Any] = {
+            k: v[i] for k, v in self.index.items() if not k.startswith("cam_")
+        }
+        sample["image_path"] = str(self.image_path(i))
+        sample["seq_name"] = sample["seq_name"].decode()
+        width, height = int(sample["width"]), int(sample["height"])
+        sample["sample_valid"] = np.uint8(1)
+        try:
+            sample["image"] = read_image(self.image_path(i), width, height)
+        except (FileNotFoundError, InterHandFormatError) as err:
+            if self.on_bad_image == "raise":
+                raise
+            log.warning("sample %d skipped: %s", i, err)
+            self._bad[i] = 1
+            sample["image"] = np.zeros((height, width, 3), dtype=np.uint8)
+            for key in ("sample_valid", "joint_valid", "rel_root_valid", "hand_type_valid"):
+                sample[key] = np.zeros_like(sample[key])
+        return sample
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        """Sample ``i``, raw or cropped as ``train`` says (see the class docstring)."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for {len(self)} samples")
+        i %= len(self)  # a negative index and its positive twin draw the same augmentation
+        raw = self.raw(i)
+        if self.train is None:
+            return raw
+        sample = make_sample(raw, self.input_size, self.augmentation_params(i), self.augmentation)
+        sample["index"] = np.int64(i)
+        sample["sample_valid"] = np.float32(raw["sample_valid"])
+        return sample
