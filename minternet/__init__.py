@@ -2,8 +2,10 @@
 
 from minternet.augment import MMPOSE, ORIGINAL, Augmentation, AugParams
 from minternet.camera import Camera
+from minternet.codec import HeatmapCodec
 from minternet.dataset import InterHandDataset
 from minternet.loader import collate, make_loader
+from minternet.model import InterNet
 from minternet.transforms import make_sample, normalize
 
 __all__ = [
@@ -12,7 +14,9 @@ __all__ = [
     "AugParams",
     "Augmentation",
     "Camera",
+    "HeatmapCodec",
     "InterHandDataset",
+    "InterNet",
     "collate",
     "make_loader",
     "make_sample",

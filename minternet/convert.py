@@ -1,0 +1,209 @@
+"""Checkpoints in and out: mmpose 1.x and 0.x, torchvision ResNets, original InterNet snapshots.
+
+mmpose 1.x stores ``{"state_dict": {...}, "meta": {...}}`` whose keys are exactly those of
+:class:`~minternet.model.InterNet` (``backbone.*``, ``head.*``), so loading needs no renaming.
+mmpose 0.x used the same sub-module names (``right_hand_head.deconv_layers``, ``final_layer``,
+``root_head.fc``, ``hand_type_head.fc``) under ``keypoint_head.`` instead of ``head.``.
+Every load here is strict: each key of the file is used and each tensor of the model filled,
+otherwise :class:`CheckpointMismatchError` names the offending keys.
+
+Files are read with ``torch.load(..., weights_only=True)``, which refuses arbitrary pickled
+objects; a file holding more than tensors and plain containers raises with a hint.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minternet.model import InterNet
+from minternet.skeleton import JOINTS_PER_HAND
+
+StateDict = dict[str, torch.Tensor]
+MMPOSE_0X_PREFIX, MMPOSE_PREFIX = "keypoint_head.", "head."
+ORIGINAL_PREFIXES = (
+    ("backbone_net.resnet.", "backbone."),
+    ("pose_net.joint_deconv_1.", "head.right_hand_head.deconv_layers."),
+    ("pose_net.joint_conv_1.0.", "head.right_hand_head.final_layer."),
+    ("pose_net.joint_deconv_2.", "head.left_hand_head.deconv_layers."),
+    ("pose_net.joint_conv_2.0.", "head.left_hand_head.final_layer."),
+    ("pose_net.root_fc.", "head.root_head.fc."),
+    ("pose_net.hand_fc.", "head.hand_type_head.fc."),
+)
+"""Original InterNet key prefixes (after DataParallel's ``module.``) -> mmpose / ours."""
+_SHOWN = 20  # names listed per kind of mismatch; the rest are counted
+
+
+class CheckpointMismatchError(ValueError):
+    """A state dict that does not fit the model: missing, unexpected or wrongly shaped keys."""
+
+
+def _torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
+    """``torch.load`` restricted to tensors and plain containers, with a clearer error."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle.UnpicklingError(
+            f"{os.fspath(path)} holds objects other than tensors and plain containers, so it "
+            "is not read (weights_only=True); if the file is trusted, load it yourself and "
+            f"save only its state dict. torch said: {str(err).splitlines()[0]}"
+        ) from err
+
+
+def _names(keys: list[str]) -> str:
+    """Up to `_SHOWN` names, comma-separated, then how many more there are."""
+    more = f" ... and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
+    return ", ".join(keys[:_SHOWN]) + more
+
+
+def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Copy ``state`` into ``model``; every key must match by name and shape.
+
+    Raises:
+        CheckpointMismatchError: listing missing, unexpected and wrongly shaped keys by name,
+            before any tensor of the model is changed.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} (file {tuple(v.shape)}, model {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [
+            f"{label} [{_names(keys)}]"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape", shapes),
+            )
+            if keys
+        ]
+        raise CheckpointMismatchError(
+            f"state dict does not fit {type(model).__name__}: " + "; ".join(parts)
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _config_from_state(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """InterNet arguments that reproduce the shapes in an mmpose-layout ``state``.
+
+    Keys that are absent fall back to the defaults, so a broken file still reaches
+    :func:`load_strict`, which names what is wrong. The heatmap size is not stored in the
+    weights; it is taken as mmpose's, a 256 x 256 input: 8 * 2**deconv_layers.
+    """
+    if "backbone.layer1.0.conv3.weight" in state:
+        depth = 50  # bottleneck blocks; 101 and 152 are not offered by the backbone
+    else:
+        blocks = {k.split(".")[2] for k in state if k.startswith("backbone.layer3.")}
+        depth = {2: 18, 6: 34}.get(len(blocks), 50)
+    hand = "head.right_hand_head."
+    layers = sum(
+        1 for k, v in state.items() if k.startswith(hand + "deconv_layers.") and v.ndim == 4
+    )
+    first = state.get(hand + "deconv_layers.0.weight")
+    final = state.get(hand + "final_layer.weight")
+    root = state.get("head.root_head.fc.2.weight")
+    return {
+        "backbone_depth": depth,
+        "heatmap_size": 8 * 2**layers,
+        "depth_bins": final.shape[0] // JOINTS_PER_HAND if final is not None else 64,
+        "root_bins": root.shape[0] if root is not None else 64,
+        "deconv_channels": first.shape[1] if first is not None else 256,
+        "deconv_layers": layers,
+    }
+
+
+def load_mmpose_checkpoint(
+    path: str | os.PathLike[str], map_location: Any = "cpu", heatmap_size: int | None = None
+) -> InterNet:
+    """An :class:`InterNet` with the weights of an mmpose checkpoint, in eval mode.
+
+    Accepts ``{"state_dict": ...}`` (mmpose 1.x and 0.x files) or a bare state dict, with
+    ``head.*`` (1.x) or ``keypoint_head.*`` (0.x) keys. The model's configuration comes from
+    ``meta["minternet"]`` when the file was written by :func:`save_mmpose_checkpoint`, else from
+    the tensor shapes. The heatmap size is not in the weights: ``heatmap_size`` sets it for
+    files without that meta (default: mmpose's, 8 * 2**deconv_layers for a 256 x 256 input).
+    0.x's hand-type head applied a sigmoid; the weights are the same, and
+    here the logits come out raw, as in 1.x.
+
+    Raises:
+        CheckpointMismatchError: the keys or shapes do not fit (names listed).
+    """
+    ckpt = _torch_load(path, map_location)
+    state = ckpt.get("state_dict", ckpt)
+    meta = ckpt.get("meta") or {}
+    state = {
+        MMPOSE_PREFIX + k[len(MMPOSE_0X_PREFIX) :] if k.startswith(MMPOSE_0X_PREFIX) else k: v
+        for k, v in state.items()
+    }
+    config = meta.get("minternet") or _config_from_state(state)
+    if heatmap_size is not None:
+        config = {**config, "heatmap_size": heatmap_size}
+    model = InterNet(pretrained=False, **config)
+    load_strict(model, state)
+    return model.eval()
+
+
+def save_mmpose_checkpoint(
+    model: InterNet, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``{"state_dict", "meta"}`` in mmpose 1.x's layout: contiguous CPU tensors.
+
+    ``meta`` (plain values only, so the file stays readable with ``weights_only=True``) is
+    stored with the model's configuration added under ``"minternet"``.
+    """
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    full_meta = {**(meta or {}), "minternet": dict(model.config)}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": state, "meta": full_meta}, path)
+
+
+def load_torchvision_backbone(
+    model: InterNet, path_or_state_dict: str | os.PathLike[str] | Mapping[str, torch.Tensor]
+) -> None:
+    """Load a torchvision ResNet file or state dict into ``model.backbone`` (``backbone.*``).
+
+    ``fc.*`` is dropped and a missing ``num_batches_tracked`` (older files) tolerated; any
+    other mismatch raises ``KeyError`` (see ``ResNetBackbone.load_torchvision_state_dict``).
+    """
+    if isinstance(path_or_state_dict, Mapping):
+        state, source = dict(path_or_state_dict), "state_dict"
+    else:
+        state, source = _torch_load(path_or_state_dict), f"file:{os.fspath(path_or_state_dict)}"
+    model.backbone.load_torchvision_state_dict(state)
+    model.backbone.pretrained_loaded, model.backbone.weights_source = True, source
+
+
+def load_original_snapshot(path: str | os.PathLike[str], map_location: Any = "cpu") -> InterNet:
+    """An :class:`InterNet` (ResNet-50, 64^3) from an original ``snapshot_*.pth.tar``.
+
+    The weights are under ``network``, saved from DataParallel (``module.`` prefixes), and are
+    renamed by :data:`ORIGINAL_PREFIXES`; a backbone ``fc.*`` is dropped. The original applied a
+    sigmoid to the hand-type output; here its logits come out raw. Such weights were trained on
+    inputs scaled to [0, 1] by /255 *without* ImageNet mean/std: feed them that, not
+    :func:`minternet.normalize`'s output.
+
+    Raises:
+        CheckpointMismatchError: keys left over or missing after renaming (names listed).
+    """
+    ckpt = _torch_load(path, map_location)
+    state: StateDict = {}
+    for key, value in ckpt.get("network", ckpt).items():
+        key = key.removeprefix("module.")
+        for old, new in ORIGINAL_PREFIXES:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        if not key.startswith("backbone.fc."):  # the classifier is not part of the model
+            state[key] = value
+    model = InterNet(pretrained=False)
+    load_strict(model, state)
+    return model.eval()

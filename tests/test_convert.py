@@ -1,0 +1,155 @@
+"""Checkpoint conversion: mmpose 1.x round trip, 0.x layout, strict errors, torchvision, original.
+
+Small models keep the files a few MB; one test writes the full model (about 190 MB) once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision import models
+
+from minternet.convert import (
+    CheckpointMismatchError,
+    load_mmpose_checkpoint,
+    load_original_snapshot,
+    load_torchvision_backbone,
+    save_mmpose_checkpoint,
+)
+from minternet.model import SMALL_CONFIG as SMALL
+from minternet.model import InterNet
+
+
+@pytest.fixture
+def small() -> InterNet:
+    torch.manual_seed(0)
+    model = InterNet(**SMALL)
+    # A few BN statistics away from 1/0 and a non-zero counter, so buffers are checked too.
+    model(torch.randn(2, 3, 128, 128))
+    return model.eval()
+
+
+def _outputs(model: InterNet, seed: int = 3) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return tuple(model(torch.randn(2, 3, model.input_size, model.input_size)))
+
+
+def _assert_same_state(a: InterNet, b: InterNet) -> None:
+    for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(v, v2), k
+
+
+def _assert_same(a: InterNet, b: InterNet) -> None:
+    """Same tensors under the same names, and bit-identical outputs on one random input."""
+    _assert_same_state(a, b)
+    for x, y in zip(_outputs(a), _outputs(b), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_save_then_load_is_bit_identical(small: InterNet, tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "ckpt.pth"
+    save_mmpose_checkpoint(small, path, meta={"epoch": 3})
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == {"state_dict", "meta"}
+    assert raw["meta"]["epoch"] == 3 and raw["meta"]["minternet"] == SMALL
+    assert list(raw["state_dict"]) == list(small.state_dict())
+    assert all(t.is_contiguous() and t.device.type == "cpu" for t in raw["state_dict"].values())
+    loaded = load_mmpose_checkpoint(path)
+    assert not loaded.training and loaded.config == SMALL
+    _assert_same(small, loaded)
+
+
+def test_full_model_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = InterNet().eval()
+    path = tmp_path / "full.pth"
+    save_mmpose_checkpoint(model, path)
+    loaded = load_mmpose_checkpoint(path)
+    _assert_same_state(model, loaded)
+
+
+def test_config_inferred_without_meta(small: InterNet, tmp_path: Path) -> None:
+    path = tmp_path / "bare.pth"
+    torch.save({"state_dict": small.state_dict()}, path)  # as an mmpose file: no minternet meta
+    # The heatmap size is not in the weights: mmpose's 256 x 256 input is assumed ...
+    assert load_mmpose_checkpoint(path).config == {**SMALL, "heatmap_size": 32}
+    # ... unless given; every other setting comes from the tensor shapes.
+    loaded = load_mmpose_checkpoint(path, heatmap_size=16)
+    assert loaded.config == SMALL
+    _assert_same(small, loaded)
+
+
+def test_mmpose_0x_layout_loads(small: InterNet, tmp_path: Path) -> None:
+    state = {
+        ("keypoint_head." + k.removeprefix("head.") if k.startswith("head.") else k): v
+        for k, v in small.state_dict().items()
+    }
+    assert any(k.startswith("keypoint_head.right_hand_head.deconv_layers.") for k in state)
+    path = tmp_path / "v0.pth"
+    torch.save({"state_dict": state, "meta": {}}, path)
+    _assert_same(small, load_mmpose_checkpoint(path, heatmap_size=SMALL["heatmap_size"]))
+
+
+def test_mismatch_names_missing_unexpected_and_shape(small: InterNet, tmp_path: Path) -> None:
+    state = dict(small.state_dict())
+    del state["head.root_head.fc.0.bias"]
+    state["head.extra.weight"] = torch.zeros(3)
+    state["head.hand_type_head.fc.2.bias"] = torch.zeros(5)
+    path = tmp_path / "bad.pth"
+    torch.save({"state_dict": state, "meta": {"minternet": SMALL}}, path)
+    with pytest.raises(CheckpointMismatchError) as err:
+        load_mmpose_checkpoint(path)
+    message = str(err.value)
+    assert "missing [head.root_head.fc.0.bias]" in message
+    assert "unexpected [head.extra.weight]" in message
+    assert "head.hand_type_head.fc.2.bias (file (5,), model (2,))" in message
+
+
+def test_torchvision_backbone_loads(small: InterNet) -> None:
+    torch.manual_seed(5)
+    resnet = models.resnet18(weights=None)
+    state = resnet.state_dict()
+    del state["bn1.num_batches_tracked"]  # older torchvision files lack these
+    load_torchvision_backbone(small, state)
+    assert torch.equal(small.state_dict()["backbone.conv1.weight"], resnet.conv1.weight)
+    assert small.backbone.pretrained_loaded
+
+
+def test_torchvision_backbone_from_file_rejects_wrong_depth(
+    small: InterNet, tmp_path: Path
+) -> None:
+    path = tmp_path / "r34.pth"
+    torch.save(models.resnet34(weights=None).state_dict(), path)
+    with pytest.raises(KeyError, match="unexpected"):
+        load_torchvision_backbone(small, path)
+
+
+def test_original_snapshot_prefixes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = InterNet().eval()
+    renames = {
+        "backbone.": "module.backbone_net.resnet.",
+        "head.right_hand_head.deconv_layers.": "module.pose_net.joint_deconv_1.",
+        "head.right_hand_head.final_layer.": "module.pose_net.joint_conv_1.0.",
+        "head.left_hand_head.deconv_layers.": "module.pose_net.joint_deconv_2.",
+        "head.left_hand_head.final_layer.": "module.pose_net.joint_conv_2.0.",
+        "head.root_head.fc.": "module.pose_net.root_fc.",
+        "head.hand_type_head.fc.": "module.pose_net.hand_fc.",
+    }
+    network = {}
+    for key, value in model.state_dict().items():
+        prefix = next(p for p in renames if key.startswith(p))
+        network[renames[prefix] + key[len(prefix) :]] = value
+    network["module.backbone_net.resnet.fc.weight"] = torch.zeros(1000, 2048)
+    path = tmp_path / "snapshot_19.pth.tar"
+    torch.save({"epoch": 19, "network": network}, path)
+    loaded = load_original_snapshot(path)
+    _assert_same_state(model, loaded)
+
+    network["module.pose_net.unknown.weight"] = torch.zeros(1)
+    torch.save({"network": network}, path)
+    with pytest.raises(CheckpointMismatchError, match=r"unexpected \[pose_net.unknown.weight\]"):
+        load_original_snapshot(path)
