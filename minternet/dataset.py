@@ -119,12 +119,13 @@ class InterHandDataset(torch.utils.data.Dataset):
         sample: dict[str, Any] = {
             k: v[i] for k, v in self.index.items() if not k.startswith("cam_")
         }
-        sample["image_path"] = str(self.image_path(i))
+        path = self.image_path(i)
+        sample["image_path"] = str(path)
         sample["seq_name"] = sample["seq_name"].decode()
         width, height = int(sample["width"]), int(sample["height"])
         sample["sample_valid"] = np.uint8(1)
         try:
-            sample["image"] = read_image(self.image_path(i), width, height)
+            sample["image"] = read_image(path, width, height)
         except (FileNotFoundError, InterHandFormatError) as err:
             if self.on_bad_image == "raise":
                 raise
