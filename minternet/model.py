@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from minternet.backbone import ResNetBackbone, count_parameters
-from minternet.skeleton import JOINTS_PER_HAND
+from minternet.skeleton import FLIP_INDEX, JOINTS_PER_HAND
 
 HIDDEN = 512
 """Width of the hidden Linear layer in the root and hand-type heads."""
@@ -201,6 +201,34 @@ class InterNet(nn.Module):
                 "(heatmap_size); resize the crops or build the model with another heatmap_size"
             )
         return self.head(self.backbone(x))
+
+    def flip_test(self, x: torch.Tensor) -> InterNetOutput:
+        """The mean of the outputs for ``x`` and, mapped back by :func:`flip_output`, for
+        ``x`` mirrored left to right: test-time flip augmentation. (B, 3, S, S) ->
+        :class:`InterNetOutput` of the same shapes as :meth:`forward`.
+
+        mmpose's evaluation does not use it (its flip branch is broken); it is here for
+        error analysis and as a check that a model treats mirrored hands alike.
+        """
+        mirrored = flip_output(self(x.flip(-1)), self.config["root_bins"])
+        return InterNetOutput(*((a + b) / 2 for a, b in zip(self(x), mirrored, strict=True)))
+
+
+def flip_output(output: InterNetOutput, root_bins: int) -> InterNetOutput:
+    """Outputs for a left-right mirrored crop, mapped to the unmirrored crop.
+
+    A mirrored right hand is a left hand, so the joint blocks 0-20 and 21-41 swap and the
+    heatmaps' x axis reverses; the hand-type logits swap; the relative root depth
+    Delta = Z_L - Z_R changes sign, which in bins (Delta = (rho / R - 1/2) bound) is
+    rho -> R - rho. Its own inverse. The crop's mirror is x -> S - 1 - x, the reversed
+    heatmap axis x -> W - 1 - x, so a mapped-back keypoint lies within one heatmap voxel of
+    where the unmirrored crop puts it (mmpose's "shift_heatmap" question).
+    """
+    return InterNetOutput(
+        heatmaps=output.heatmaps[:, list(FLIP_INDEX)].flip(-1),
+        root_depth=root_bins - output.root_depth,
+        hand_logits=output.hand_logits.flip(-1),
+    )
 
 
 def parameter_counts(model: InterNet) -> dict[str, int]:
