@@ -7,6 +7,7 @@ index of :mod:`minternet.interhand` (what the files say) and the crops and augme
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,16 @@ class InterHandDataset(torch.utils.data.Dataset):
     def skipped(self) -> int:
         """How many distinct samples had a bad image and were skipped, in any process."""
         return int(self._bad.sum())
+
+    def select(self, rows: np.ndarray) -> InterHandDataset:
+        """The same dataset restricted to ``rows`` (int indices into this one's index), e.g.
+        an evenly spaced part of a large validation split. Settings and epoch are shared;
+        rows are renumbered from 0 and the skip count starts afresh.
+        """
+        subset = copy.copy(self)
+        subset.index = {k: v if k.startswith("cam_") else v[rows] for k, v in self.index.items()}
+        subset._bad = torch.zeros(len(subset), dtype=torch.uint8).share_memory_()
+        return subset
 
     def image_path(self, i: int) -> Path:
         """Absolute path of sample ``i``'s image."""

@@ -1,0 +1,88 @@
+"""Checkpoint files that are never half-written, and the random state a resumed run needs
+(book chapter 8).
+
+A training checkpoint is an mmpose-layout file (``state_dict`` + ``meta``, readable by
+:func:`minternet.convert.load_mmpose_checkpoint`) with the rest of the training state next
+to it: ``optimizer``, ``scheduler``, ``scaler`` and ``rng``, and ``meta["train"]`` saying
+where in the schedule it was written. Everything in it is tensors and plain containers, so it
+loads with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file in ``path``'s folder, flushed to disk, then renamed
+    over ``path``: a crash or a full disk leaves the previous file whole, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every generator a run may draw from: torch (CPU and each CUDA device),
+    numpy's legacy global one and Python's ``random``, as tensors and plain values.
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (CUDA states only when there are as many
+    devices as when it was saved).
+    """
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def load_training_checkpoint(
+    path: str | os.PathLike[str], map_location: Any = "cpu"
+) -> dict[str, Any]:
+    """A training checkpoint's contents, read with ``weights_only=True``.
+
+    Raises:
+        ValueError: naming the file, when it lacks the training state (e.g. a converted
+            mmpose checkpoint, which can be evaluated or fine-tuned but not resumed).
+    """
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    missing = [k for k in ("state_dict", "optimizer", "scheduler", "rng") if k not in ckpt]
+    if "train" not in (ckpt.get("meta") or {}):
+        missing.append("meta.train")
+    if missing:
+        raise ValueError(
+            f"{os.fspath(path)}: not a minternet training checkpoint (no {', '.join(missing)}), "
+            "so training cannot resume from it"
+        )
+    return ckpt

@@ -1,0 +1,149 @@
+"""Training configurations: the paper's recipe and a CPU-sized one (book chapter 8).
+
+A :class:`TrainConfig` is everything a run depends on. ``PAPER`` is mmpose's
+``td-hm_res50_4xb16-20e_interhand3d-256x256`` (16 samples per process; run it on 4 GPUs for
+the published batch of 64); ``TINY`` learns on ``data_samples/`` on a CPU in minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODEL_FIELDS = (
+    "backbone_depth",
+    "heatmap_size",
+    "depth_bins",
+    "root_bins",
+    "deconv_channels",
+    "deconv_layers",
+)
+"""The fields that are :class:`minternet.model.InterNet`'s arguments."""
+CHOICES = {
+    "augmentation": ("mmpose", "original", "none"),
+    "amp": ("auto", "bf16", "fp16", "off"),
+    "batch_norm": ("batch", "frozen"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run's settings; the defaults are ``PAPER``.
+
+    Model: ``backbone_depth`` ... ``deconv_layers`` are :class:`~minternet.model.InterNet`'s
+    arguments; ``pretrained`` starts the backbone from torchvision's ImageNet weights.
+
+    Data: ``train_split``; ``val_split`` ("" for none); ``augmentation`` ("mmpose",
+    "original" or "none"); ``batch_size`` and ``workers`` per process; ``val_samples`` (0:
+    the whole split, else that many evenly spaced); ``val_at_start`` (also validate the
+    untrained model, recorded as epoch 0).
+
+    Schedule: Adam at ``lr`` (betas 0.9, 0.999, no weight decay) for ``epochs`` epochs,
+    times ``gamma`` from each epoch in ``milestones``.
+
+    Engine: ``amp`` ("auto": bf16 on CUDA where supported, else fp16 with a gradient scaler,
+    and float32 on the CPU; or "bf16", "fp16", "off"); ``channels_last``; ``batch_norm``
+    ("batch": each process's own batch statistics, averaged across processes at each epoch's
+    end, as mmpose; "frozen": running statistics only, for small batches);
+    ``checkpoint_steps`` (also save every that many steps; 0: at epoch ends only); ``seed``.
+    """
+
+    backbone_depth: int = 50
+    pretrained: bool = True
+    heatmap_size: int = 64
+    depth_bins: int = 64
+    root_bins: int = 64
+    deconv_channels: int = 256
+    deconv_layers: int = 3
+    train_split: str = "train"
+    val_split: str = "val"
+    augmentation: str = "mmpose"
+    batch_size: int = 16
+    workers: int = 1
+    val_samples: int = 0
+    val_at_start: bool = False
+    epochs: int = 20
+    lr: float = 2e-4
+    milestones: tuple[int, ...] = (15, 17)
+    gamma: float = 0.1
+    amp: str = "auto"
+    channels_last: bool = True
+    batch_norm: str = "batch"
+    checkpoint_steps: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}"
+                )
+        if self.batch_size < 1 or self.epochs < 0 or self.workers < 0:
+            raise ValueError("batch_size must be at least 1, epochs and workers not negative")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """The configuration a run saved as ``config.json``.
+
+        Raises:
+            ValueError: naming the file, when it is not a configuration of this version.
+        """
+        values = json.loads(Path(path).read_text())
+        try:
+            return cls(**{**values, "milestones": tuple(values.get("milestones", ()))})
+        except TypeError as err:
+            raise ValueError(f"{os.fspath(path)}: not a training configuration ({err})") from None
+
+    def model_kwargs(self) -> dict[str, int]:
+        """The InterNet arguments (see :data:`MODEL_FIELDS`)."""
+        return {name: getattr(self, name) for name in MODEL_FIELDS}
+
+    def replace(self, overrides: dict[str, str]) -> TrainConfig:
+        """A copy with fields set from strings, as a command line gives them: ints, floats,
+        "true"/"false", and comma-separated ints for ``milestones``.
+
+        Raises:
+            ValueError: naming the field, for an unknown field or a value of the wrong type.
+        """
+        known = {f.name for f in dataclasses.fields(self)}
+        values: dict[str, Any] = {}
+        for name, text in overrides.items():
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
+            default = getattr(self, name)
+            try:
+                if isinstance(default, bool):
+                    if text.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError("expected true or false")
+                    values[name] = text.lower() in ("true", "1")
+                elif isinstance(default, tuple):
+                    values[name] = tuple(int(v) for v in text.split(",") if v.strip())
+                else:
+                    values[name] = type(default)(text)
+            except ValueError as err:
+                raise ValueError(f"{name}={text!r}: {err}") from None
+        return dataclasses.replace(self, **values)
+
+
+PAPER = TrainConfig()
+TINY = TrainConfig(
+    backbone_depth=18,
+    pretrained=False,
+    heatmap_size=16,
+    depth_bins=16,
+    root_bins=16,
+    deconv_channels=32,
+    deconv_layers=2,
+    workers=0,
+    val_at_start=True,
+    epochs=6,
+    lr=1e-3,
+    milestones=(5,),
+    checkpoint_steps=0,
+)
+"""ResNet-18 at 128 x 128 with 16^3 heatmaps, Adam at 1e-3 for 6 epochs: a CPU run."""
+CONFIGS = {"paper": PAPER, "tiny": TINY}

@@ -1,0 +1,336 @@
+"""The training engine: one code path for a CPU, one GPU or N GPUs under torchrun
+(book chapter 8).
+
+:func:`train` trains an :class:`~minternet.model.InterNet` on an InterHand2.6M tree and
+writes into the run folder: ``config.json``; ``metrics.jsonl``, one line per epoch (train
+losses, learning rate, speed, validation metrics); ``metrics.png``; ``last.pth``, every
+epoch and every ``checkpoint_steps`` steps; ``best.pth``, lowest validation ``MPJPE_all``.
+Checkpoints are written atomically and hold all a resumed run needs to continue exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from minternet import distributed as dist
+from minternet.augment import MMPOSE, ORIGINAL
+from minternet.checkpoint import atomic_save, load_training_checkpoint, rng_state, set_rng_state
+from minternet.codec import HeatmapCodec
+from minternet.config import TrainConfig
+from minternet.dataset import InterHandDataset
+from minternet.loader import make_loader
+from minternet.losses import internet_loss
+from minternet.model import InterNet
+from minternet.transforms import normalize
+
+LOSS_NAMES = ("loss", "loss_kpt", "loss_rel_root", "loss_hand_type")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the step was not applied."""
+
+
+def codec_for(model: InterNet) -> HeatmapCodec:
+    """The codec whose sizes match ``model``'s outputs."""
+    cfg = model.config
+    return HeatmapCodec(
+        input_size=model.input_size,
+        heatmap_size=cfg["heatmap_size"],
+        depth_bins=cfg["depth_bins"],
+        root_bins=cfg["root_bins"],
+    )
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``amp`` asks for on ``device``; None means float32."""
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+def train(
+    config: TrainConfig,
+    data: str | Path,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | None = None,
+) -> list[dict[str, Any]]:
+    """Train, validate each epoch, checkpoint; returns the records of ``metrics.jsonl``.
+
+    Under ``torchrun`` every process calls this with the same arguments; rank 0 draws the
+    progress bar, validates and saves. ``resume`` continues from ``out/last.pth`` when it
+    exists (mid-epoch too) and otherwise starts afresh; without it a folder that already
+    holds a run is refused, never overwritten. ``device`` None: CUDA when available.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or inf; ``last.pth`` is the last good state.
+    """
+    ctx = dist.setup(device)
+    try:
+        return Trainer(ctx, config, Path(data), Path(out), resume).fit(progress)
+    finally:
+        dist.teardown(ctx)
+
+
+class Trainer:
+    """The state of one run in one process; :func:`train` is how to use it."""
+
+    def __init__(
+        self, ctx: dist.Context, config: TrainConfig, data: Path, out: Path, resume: bool
+    ) -> None:
+        self.ctx, self.config, self.out = ctx, config, out
+        self.last, self.best = out / "last.pth", out / "best.pth"
+        if self.last.exists() and not resume:
+            raise FileExistsError(
+                f"{out} already holds a run (last.pth): resume it or use another folder"
+            )
+        torch.manual_seed(config.seed)
+        self.model = InterNet(pretrained=config.pretrained, **config.model_kwargs())
+        self.codec = codec_for(self.model)
+        size = self.model.input_size
+        aug = {"mmpose": MMPOSE, "original": ORIGINAL, "none": MMPOSE}[config.augmentation]
+        self.train_set = InterHandDataset(
+            data,
+            config.train_split,
+            train=config.augmentation != "none",
+            input_size=size,
+            augmentation=aug,
+            seed=config.seed,
+        )
+        self.val_set = None
+        if config.val_split and ctx.is_main:
+            self.val_set = InterHandDataset(data, config.val_split, train=False, input_size=size)
+            if 0 < config.val_samples < len(self.val_set):
+                rows = torch.linspace(0, len(self.val_set) - 1, config.val_samples).round()
+                self.val_set = self.val_set.select(rows.long().numpy())
+        self.sampler = dist.ShardedSampler(
+            len(self.train_set), rank=ctx.rank, world_size=ctx.world_size, seed=config.seed
+        )
+        self.loader = make_loader(
+            self.train_set,
+            config.batch_size,
+            shuffle=False,
+            sampler=self.sampler,
+            num_workers=config.workers,
+            seed=config.seed,
+        )
+        self.memory = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(ctx.device, memory_format=self.memory)
+        # Buffers are not broadcast each step: each process keeps its own BN statistics,
+        # averaged at the end of an epoch (see distributed.average_buffers), as mmpose.
+        self.net = (
+            DistributedDataParallel(self.model, broadcast_buffers=False)
+            if ctx.distributed
+            else self.model
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, list(config.milestones), config.gamma
+        )
+        self.dtype = amp_dtype(config.amp, ctx.device)
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.dtype == torch.float16)
+        # Where the run is: epoch and step within it (steps done), global step, best val
+        # MPJPE, and this epoch's summed losses with the sample count last.
+        self.pos: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "best": None}
+        self.sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64, device=ctx.device)
+        self.history: list[dict[str, Any]] = []
+        if resume and self.last.exists():
+            self._resume()
+        elif ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(
+                json.dumps(dataclasses.asdict(config), indent=1) + "\n"
+            )
+            (out / "metrics.jsonl").write_text("")
+
+    def _resume(self) -> None:
+        # On the CPU: the RNG states must be; the optimiser moves its state to the weights.
+        ckpt = load_training_checkpoint(self.last)
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        saved = ckpt["meta"]["train"]
+        self.pos = dict(saved["position"])
+        if self.pos["step"] and saved["world_size"] != self.ctx.world_size:
+            raise ValueError(
+                f"{self.last} was written mid-epoch by {saved['world_size']} processes: "
+                f"resume it with as many, not {self.ctx.world_size}"
+            )
+        if self.ctx.is_main:  # rank 0 carries the epoch's sums so far, the others restart at 0
+            self.sums += torch.tensor(saved["sums"], dtype=torch.float64, device=self.ctx.device)
+            lines = (self.out / "metrics.jsonl").read_text().splitlines()
+            self.history = [json.loads(line) for line in lines]
+
+    def save(self, path: Path) -> None:
+        """Write the whole training state to ``path`` (rank 0; mid-epoch every process must
+        call it)."""
+        # Mid-epoch (the same step on every process) the sums so far are gathered; at an
+        # epoch's end they are zero, so rank 0 may then save alone (best.pth).
+        sums = dist.all_reduce_sum(self.ctx, self.sums) if self.pos["step"] else self.sums
+        if not self.ctx.is_main:
+            return
+        meta = {
+            "minternet": dict(self.model.config),
+            "train": {
+                "config": dataclasses.asdict(self.config),
+                "position": dict(self.pos),
+                "sums": sums.tolist(),
+                "world_size": self.ctx.world_size,
+            },
+        }
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        atomic_save(
+            {
+                "state_dict": state,
+                "meta": meta,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng_state(),
+            },
+            path,
+        )
+
+    def validate(self) -> dict[str, float]:
+        """Metrics of the current weights on the validation set (rank 0), {} without one."""
+        if self.val_set is None:
+            return {}
+        from minternet.evaluate import evaluate_model
+
+        metrics = evaluate_model(
+            self.model.eval(),
+            self.val_set,
+            batch_size=2 * self.config.batch_size,
+            device=self.ctx.device,
+            num_workers=self.config.workers,
+        )
+        return {k: float(v) for k, v in metrics.items()}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimisation step on one batch; returns the losses (before the step)."""
+        batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
+        images = normalize(batch["image"]).contiguous(memory_format=self.memory)
+        with torch.autocast(
+            self.ctx.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        ):
+            output = self.net(images)
+        losses = internet_loss(
+            output.heatmaps, output.root_depth, output.hand_logits, batch, self.codec
+        )
+        # Every process must agree, or one would wait forever in the gradient all-reduce.
+        if not dist.all_ranks_true(self.ctx, bool(torch.isfinite(losses["loss"]))):
+            values = ", ".join(f"{k}={losses[k].item():.4g}" for k in LOSS_NAMES)
+            raise NonFiniteLossError(
+                f"loss not finite at epoch {self.pos['epoch'] + 1}, step {self.pos['step'] + 1} "
+                f"({values}); the step was not applied and {self.last} holds the last good "
+                "state: resume from it, e.g. with a lower lr"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["loss"]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values = torch.stack([losses[k].detach().double() for k in LOSS_NAMES])
+        self.sums += torch.cat([values * len(images), values.new_ones(1) * len(images)])
+        return losses
+
+    def train_epoch(self, progress: bool) -> dict[str, Any]:
+        """The rest of the current epoch; returns its record (train losses, lr, speed)."""
+        cfg, epoch = self.config, self.pos["epoch"]
+        self.train_set.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, start=self.pos["step"] * cfg.batch_size)
+        self.net.train()
+        if cfg.batch_norm == "frozen":
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        total = -(-self.sampler.per_rank // cfg.batch_size)
+        bar = tqdm(
+            total=total,
+            initial=self.pos["step"],
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not (progress and self.ctx.is_main),
+            dynamic_ncols=True,
+        )
+        started, seen = time.perf_counter(), 0
+        for batch in self.loader:
+            losses = self.step(batch)
+            self.pos["step"] += 1
+            self.pos["global_step"] += 1
+            seen += len(batch["image"]) * self.ctx.world_size
+            rate = seen / (time.perf_counter() - started)
+            bar.set_postfix(loss=f"{losses['loss'].item():.4g}", samples_s=f"{rate:.1f}")
+            bar.update()
+            if cfg.checkpoint_steps and self.pos["global_step"] % cfg.checkpoint_steps == 0:
+                self.save(self.last)
+        bar.close()
+        seconds = time.perf_counter() - started
+        if cfg.batch_norm == "batch":
+            dist.average_buffers(self.ctx, self.model)
+        sums = dist.all_reduce_sum(self.ctx, self.sums)
+        record = {
+            "epoch": epoch + 1,
+            "step": self.pos["global_step"],
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train": dict(zip(LOSS_NAMES, (sums[:-1] / sums[-1]).tolist(), strict=True)),
+            "samples_per_second": seen / max(seconds, 1e-9),
+            "seconds": seconds,
+        }
+        self.scheduler.step()
+        self.pos.update(epoch=epoch + 1, step=0)
+        self.sums.zero_()
+        return record
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append an epoch's record to metrics.jsonl and redraw metrics.png (rank 0)."""
+        self.history.append(entry)
+        with (self.out / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        plot_history(self.history, self.out / "metrics.png")
+
+    def fit(self, progress: bool = True) -> list[dict[str, Any]]:
+        """Run the remaining epochs; returns all epoch records."""
+        if self.ctx.is_main and self.config.val_at_start and not self.history:
+            self.record({"epoch": 0, "step": 0, "val": self.validate()})
+        while self.pos["epoch"] < self.config.epochs:
+            entry = self.train_epoch(progress)
+            if self.ctx.is_main:
+                entry["val"] = self.validate()
+                mpjpe = entry["val"].get("MPJPE_all")
+                if mpjpe is not None and (self.pos["best"] is None or mpjpe < self.pos["best"]):
+                    self.pos["best"] = mpjpe
+                    self.save(self.best)
+                self.record(entry)
+            self.save(self.last)
+            dist.barrier(self.ctx)
+        return self.history
+
+
+def plot_history(history: list[dict[str, Any]], path: Path) -> None:
+    """Train loss and validation MPJPE_all per epoch, side by side, as a PNG."""
+    # A bare Figure, not pyplot: a notebook calling train() keeps its own backend.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.2))
+    ax_loss, ax_val = fig.subplots(1, 2)
+    trained = [h for h in history if "train" in h]
+    ax_loss.plot([h["epoch"] for h in trained], [h["train"]["loss"] for h in trained], "o-")
+    ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log")
+    val = [h for h in history if "MPJPE_all" in h.get("val", {})]
+    ax_val.plot([h["epoch"] for h in val], [h["val"]["MPJPE_all"] for h in val], "o-")
+    ax_val.set(xlabel="epoch", ylabel="val MPJPE_all (mm)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
