@@ -1,6 +1,8 @@
 """Command line: ``python -m minternet VERB ...`` (or the ``minternet`` script).
 
 Verbs: ``synth`` writes a synthetic InterHand2.6M tree.
+``eval`` scores a checkpoint (or the codec's oracle) with InterHand2.6M's test metrics.
+``download`` fetches, checks and unpacks the real InterHand2.6M v1.0 (5 fps).
 """
 
 from __future__ import annotations
@@ -105,10 +107,193 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from minternet.config import CONFIGS, TrainConfig
+
+    p = sub.add_parser(
+        "train",
+        help="train InterNet (also under torchrun --nproc_per_node=N -m minternet train)",
+        description="Train InterNet on an InterHand2.6M tree into a run folder; every "
+        "setting of the chosen configuration can be overridden, e.g. --epochs 2 --lr 1e-4.",
+    )
+    p.add_argument("--config", choices=sorted(CONFIGS), default="tiny", help="base settings")
+    p.add_argument("--data", required=True, help="dataset root (v1.0 layout)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, metrics.jsonl)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pth if any")
+    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for field in dataclasses.fields(TrainConfig):
+        p.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=f"set_{field.name}",
+            metavar="N,N" if field.name == "milestones" else type(field.default).__name__.upper(),
+            help="epochs at which lr is multiplied by gamma"
+            if field.name == "milestones"
+            else None,
+        )
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from minternet.config import CONFIGS, TrainConfig
+    from minternet.train import NonFiniteLossError, train
+
+    overrides = {
+        k[len("set_") :]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None
+    }
+    saved = os.path.join(args.out, "config.json")
+    try:
+        if args.resume and os.path.exists(saved):
+            # A resumed run keeps its own settings; overrides (e.g. more epochs) still apply.
+            base = TrainConfig.load(saved)
+        else:
+            base = CONFIGS[args.config]
+        config = base.replace(overrides)
+        history = train(
+            config,
+            args.data,
+            args.out,
+            resume=args.resume,
+            progress=not args.quiet,
+            device=args.device,
+        )
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"minternet train: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"minternet train: {err}", file=sys.stderr)
+        return 3
+    if history and int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(history[-1]))
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score a checkpoint (or the codec's oracle) with InterHand2.6M's test metrics",
+        description="Print a Markdown table of MPJPE (single, interacting, all), MRRPE and "
+        "APh on an InterHand2.6M split, with GT boxes and GT root depths as mmpose evaluates.",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="mmpose 1.x / 0.x file or a minternet checkpoint")
+    source.add_argument(
+        "--oracle",
+        action="store_true",
+        help="score each crop's perfect target instead of a model: the codec's error floor",
+    )
+    p.add_argument("--data", required=True, help="v1.0 tree, or a flat folder of frames")
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        help="split of a v1.0 tree (default test); none for a flat folder",
+    )
+    p.add_argument("--json", metavar="OUT.json", help="also write the metrics and run details")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument(
+        "--protocol",
+        choices=("mmpose", "original"),
+        default="mmpose",
+        help="MPJPE averaging: over all valid joints (mmpose) or of per-joint means (original)",
+    )
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from minternet.evaluate import evaluate, results_table
+
+    try:
+        report = evaluate(
+            args.data,
+            args.split,
+            checkpoint=args.checkpoint,
+            batch_size=args.batch_size,
+            device=args.device,
+            num_workers=args.workers,
+            protocol=args.protocol,
+        )
+    except (OSError, ValueError) as err:
+        print(f"minternet eval: {err}", file=sys.stderr)
+        return 2
+    print(results_table([report]))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report.to_json(), f, indent=1)
+    return 0
+
+
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    from minternet.download import OFFICIAL_URL
+
+    p = sub.add_parser(
+        "download",
+        help="fetch, check and unpack the real InterHand2.6M v1.0 (5 fps)",
+        description="Fetch InterHand2.6M v1.0 5 fps (44 image tar parts, about 81.7 GB, and "
+        "an annotation archive), resume cut transfers, check every md5, unpack safely into "
+        "images/ and annotations/, and verify the tree.",
+    )
+    p.add_argument("--out", required=True, help="dataset root to fill (created if missing)")
+    p.add_argument(
+        "--parts",
+        default="all",
+        help="all, annotations, images, or part suffixes / ranges, comma-separated, e.g. "
+        "annotations,aa-ad (image parts start at aa without gaps; default all)",
+    )
+    p.add_argument(
+        "--annotations",
+        metavar="FILE_OR_URL",
+        help="annotation archive (zip, tar, tar.gz); the homepage shares it on Google Drive",
+    )
+    p.add_argument(
+        "--base-url", default=OFFICIAL_URL, help="folder URL of the image parts and CHECKSUM"
+    )
+    p.add_argument(
+        "--archives", help="download folder (default: interhand2.6m_v1.0_5fps in the cache)"
+    )
+    p.add_argument("--keep-archives", action="store_true", help="keep archives after unpacking")
+    p.add_argument("--splits", default="train,val,test", help="splits to verify")
+    p.add_argument("--retries", type=int, default=5, help="resumed retries of a failed transfer")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the files and disk needed; fetch nothing"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    p.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from minternet.download import DownloadError, fetch_interhand
+
+    try:
+        report = fetch_interhand(
+            args.out,
+            args.parts,
+            annotations=args.annotations,
+            base_url=args.base_url,
+            archives=args.archives,
+            splits=[s for s in args.splits.split(",") if s],
+            keep_archives=args.keep_archives,
+            dry_run=args.dry_run,
+            retries=args.retries,
+            progress=not args.quiet,
+            log=(lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr)),
+        )
+    except (DownloadError, ValueError) as err:
+        print(f"minternet download: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=1))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minternet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
     _add_synth(sub)
+    _add_eval(sub)
+    _add_train(sub)
+    _add_download(sub)
     args = parser.parse_args(argv)
     return args.run(args)
 

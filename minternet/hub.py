@@ -45,25 +45,35 @@ TIMEOUT = 5.0
 
 
 class ChecksumError(ValueError):
-    """A file's sha256 differs from the pinned one (``path``, ``expected``, ``actual`` in hex)."""
+    """A file's digest differs from the pinned one (``path``, ``expected``, ``actual`` in hex;
+    ``algorithm`` is the hashlib name, sha256 unless told)."""
 
-    def __init__(self, path: Path, expected: str, actual: str, source: str = "") -> None:
+    def __init__(self, path: Path, expected: str, actual: str, source: str = "",
+                 algorithm: str = "sha256") -> None:
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}sha256 mismatch for {path}: expected {expected}, got {actual}")
-        self.path, self.expected, self.actual = path, expected, actual
+        super().__init__(
+            f"{where}{algorithm} mismatch for {path}: expected {expected}, got {actual}"
+        )
+        self.path, self.expected, self.actual, self.algorithm = path, expected, actual, algorithm
 
 
 class SamplesNotFoundError(FileNotFoundError):
     """No source could provide the sample files."""
 
 
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in ``chunk_size``-byte blocks."""
-    digest = hashlib.sha256()
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256",
+                chunk_size: int = 1 << 20) -> str:
+    """Hex digest (hashlib ``algorithm``) of a file, read in ``chunk_size``-byte blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk_size), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in ``chunk_size``-byte blocks."""
+    return file_digest(path, "sha256", chunk_size)
 
 
 def cache_root() -> Path:
@@ -71,37 +81,70 @@ def cache_root() -> Path:
     return Path(os.environ.get(ENV_CACHE) or "~/.cache/minternet").expanduser()
 
 
+def partial_path(dest: str | os.PathLike[str]) -> Path:
+    """The file a resumable :func:`download` of ``dest`` grows in: ``dest`` + ``.part``."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part")
+
+
 def download(url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
-             timeout: float = TIMEOUT, progress: bool = True, chunk_size: int = 1 << 16) -> Path:
+             timeout: float = TIMEOUT, progress: bool = True, chunk_size: int = 1 << 16,
+             md5: str | None = None, resume: bool = False) -> Path:
     """Stream ``url`` to ``dest``; ``dest`` only ever appears complete and verified.
 
-    Bytes go to a hidden temporary file in ``dest``'s folder (same filesystem, so the final
-    :func:`os.replace` is atomic) and are hashed on the way. Raises :class:`ConnectionError`
-    when the body is shorter than its Content-Length, :class:`ChecksumError` when ``sha256``
-    is given and differs, and ``urllib.error.URLError`` / :class:`OSError` on network errors.
+    Bytes go to a temporary file in ``dest``'s folder (same filesystem, so the final
+    :func:`os.replace` is atomic) and are hashed on the way. Without ``resume`` it is a hidden
+    file, deleted on any failure. With ``resume`` it is :func:`partial_path`, kept after a
+    failed transfer: the next call asks for the rest with an HTTP ``Range`` request and starts
+    over when the server ignores it (status 200 instead of 206). ``sha256`` and ``md5`` are
+    expected hex digests, checked when given; a mismatch deletes the temporary file. Raises
+    :class:`ConnectionError` when the body is shorter than its Content-Length or the server
+    answers another range, :class:`ChecksumError` on a digest mismatch, and
+    ``urllib.error.URLError`` / :class:`OSError` on network and disk errors.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp, digest = Path(tmp_name), hashlib.sha256()
+    if resume:
+        tmp = partial_path(dest)
+        have = tmp.stat().st_size if tmp.exists() else 0
+    else:
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        tmp, have = Path(tmp_name), 0
+    expected = {name: hexd for name, hexd in (("sha256", sha256), ("md5", md5)) if hexd}
+    digests = {name: hashlib.new(name) for name in expected}
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    keep = resume
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            start = have if resp.status == 206 else 0
+            if start and not resp.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+                raise ConnectionError(f"{url}: asked for bytes {have}- but got "
+                                      f"{resp.headers.get('Content-Range')!r}")
             length = resp.headers.get("Content-Length")
-            total = int(length) if length is not None else None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                      disable=not progress, leave=False) as bar:
+            total = start + int(length) if length is not None else None
+            with open(tmp, "r+b" if start else "w+b") as out, tqdm(
+                    total=total, initial=start, unit="B", unit_scale=True, desc=dest.name,
+                    disable=not progress, leave=False) as bar:
+                for block in iter(lambda: out.read(chunk_size), b""):  # the kept bytes, if any
+                    for digest in digests.values():
+                        digest.update(block)
                 while block := resp.read(chunk_size):
                     out.write(block)
-                    digest.update(block)
+                    for digest in digests.values():
+                        digest.update(block)
                     bar.update(len(block))
         # http.client returns b"" instead of raising when the peer hangs up early.
         if total is not None and (size := tmp.stat().st_size) != total:
             raise ConnectionError(f"{url}: connection closed after {size} of {total} bytes")
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise ChecksumError(dest, sha256, digest.hexdigest(), source=url)
+        for name, hexd in expected.items():
+            if (actual := digests[name].hexdigest()) != hexd:
+                keep = False
+                raise ChecksumError(dest, hexd, actual, source=url, algorithm=name)
         os.replace(tmp, dest)
     finally:
-        tmp.unlink(missing_ok=True)
+        if not keep:
+            tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -128,9 +171,14 @@ def _verify(folder: Path, source: str) -> Path:
     return folder
 
 
-def interhand_samples(cache_dir: str | os.PathLike[str] | None = None, base_url: str = BASE_URL,
-                      *, offline_dirs: Iterable[str | os.PathLike[str]] | None = None,
-                      timeout: float = TIMEOUT, progress: bool = True) -> Path:
+def interhand_samples(
+    cache_dir: str | os.PathLike[str] | None = None,
+    base_url: str = BASE_URL,
+    *,
+    offline_dirs: Iterable[str | os.PathLike[str]] | None = None,
+    timeout: float = TIMEOUT,
+    progress: bool = True,
+) -> Path:
     """Folder holding the seven verified InterHand2.6M sample files (see :data:`SAMPLES_SHA256`).
 
     ``cache_dir`` is the folder that receives the files (default
@@ -143,8 +191,13 @@ def interhand_samples(cache_dir: str | os.PathLike[str] | None = None, base_url:
     cache = Path(cache_dir) if cache_dir is not None else cache_root() / "interhand2.6m_samples"
     try:
         for name in _bad_files(cache):
-            download(base_url.rstrip("/") + "/" + name, cache / name, SAMPLES_SHA256[name],
-                     timeout=timeout, progress=progress)
+            download(
+                base_url.rstrip("/") + "/" + name,
+                cache / name,
+                SAMPLES_SHA256[name],
+                timeout=timeout,
+                progress=progress,
+            )
         return cache
     # Offline, blocked or cut off: try a local copy. A wrong digest is not caught, it is news.
     except (OSError, HTTPException) as err:

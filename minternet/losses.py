@@ -75,9 +75,7 @@ def root_loss(root_pred: torch.Tensor, rho: torch.Tensor, weight: torch.Tensor) 
         return (w * pred - w * _float32(rho).reshape(-1)).abs().mean()
 
 
-def hand_type_loss(
-    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
+def hand_type_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """BCE with logits, weighted per sample: mean over b and the 2 outputs of h_b BCE.
 
     logits (B, 2) [right, left]; target (B, 2) in {0, 1}; valid (B,) h_b.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ from tqdm import tqdm
 from minternet import distributed as dist
 from minternet.augment import MMPOSE, ORIGINAL
 from minternet.checkpoint import atomic_save, load_training_checkpoint, rng_state, set_rng_state
-from minternet.codec import HeatmapCodec
 from minternet.config import TrainConfig
 from minternet.dataset import InterHandDataset
+from minternet.evaluate import evaluate_model, model_codec
 from minternet.loader import make_loader
 from minternet.losses import internet_loss
 from minternet.model import InterNet
@@ -36,17 +37,6 @@ LOSS_NAMES = ("loss", "loss_kpt", "loss_rel_root", "loss_hand_type")
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the step was not applied."""
-
-
-def codec_for(model: InterNet) -> HeatmapCodec:
-    """The codec whose sizes match ``model``'s outputs."""
-    cfg = model.config
-    return HeatmapCodec(
-        input_size=model.input_size,
-        heatmap_size=cfg["heatmap_size"],
-        depth_bins=cfg["depth_bins"],
-        root_bins=cfg["root_bins"],
-    )
 
 
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
@@ -98,7 +88,7 @@ class Trainer:
             )
         torch.manual_seed(config.seed)
         self.model = InterNet(pretrained=config.pretrained, **config.model_kwargs())
-        self.codec = codec_for(self.model)
+        self.codec = model_codec(self.model)
         size = self.model.input_size
         aug = {"mmpose": MMPOSE, "original": ORIGINAL, "none": MMPOSE}[config.augmentation]
         self.train_set = InterHandDataset(
@@ -205,12 +195,10 @@ class Trainer:
             path,
         )
 
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> dict[str, float | None]:
         """Metrics of the current weights on the validation set (rank 0), {} without one."""
         if self.val_set is None:
             return {}
-        from minternet.evaluate import evaluate_model
-
         metrics = evaluate_model(
             self.model.eval(),
             self.val_set,
@@ -218,7 +206,8 @@ class Trainer:
             device=self.ctx.device,
             num_workers=self.config.workers,
         )
-        return {k: float(v) for k, v in metrics.items()}
+        # JSON has no NaN: an empty category (say, no interacting frame) is null.
+        return {k: None if math.isnan(v) else float(v) for k, v in metrics.items()}
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step on one batch; returns the losses (before the step)."""
@@ -309,7 +298,7 @@ class Trainer:
             entry = self.train_epoch(progress)
             if self.ctx.is_main:
                 entry["val"] = self.validate()
-                mpjpe = entry["val"].get("MPJPE_all")
+                mpjpe = entry["val"].get("MPJPE_all")  # None: no val set, or no valid joint
                 if mpjpe is not None and (self.pos["best"] is None or mpjpe < self.pos["best"]):
                     self.pos["best"] = mpjpe
                     self.save(self.best)
@@ -329,7 +318,7 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     trained = [h for h in history if "train" in h]
     ax_loss.plot([h["epoch"] for h in trained], [h["train"]["loss"] for h in trained], "o-")
     ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log")
-    val = [h for h in history if "MPJPE_all" in h.get("val", {})]
+    val = [h for h in history if h.get("val", {}).get("MPJPE_all") is not None]
     ax_val.plot([h["epoch"] for h in val], [h["val"]["MPJPE_all"] for h in val], "o-")
     ax_val.set(xlabel="epoch", ylabel="val MPJPE_all (mm)")
     fig.tight_layout()

@@ -1,0 +1,400 @@
+"""Fetch the real InterHand2.6M v1.0 (5 fps) into the tree :mod:`minternet.interhand` reads.
+
+Images: one tar, ``InterHand2.6M.images.5.fps.v1.0.tar``, cut into the 44 :data:`PARTS`
+(about 81.7 GB in all) with the md5 list :data:`CHECKSUM_FILE` beside them at
+:data:`OFFICIAL_URL`, the image link of :data:`HOMEPAGE`. The cuts fall at byte offsets, not
+between files: a subset of parts must start at ``aa`` without gaps, and its last, cut member
+is dropped. Annotations: the homepage shares them as a Google Drive folder, which plain HTTP
+cannot list, so their archive (zip, tar or tar.gz) is given as a URL or a local file.
+
+Steps: plan (sizes in bytes by HTTP HEAD; free space checked first); fetch into ``archives``
+(resumable ``.part`` files via HTTP Range, retries, every md5 checked before any part is
+used); unpack (members go under ``images/`` or ``annotations/``; absolute names, ``..`` and
+links leaving the root are refused); verify (annotation files, image folders, image counts).
+
+Licence: InterHand2.6M is CC-BY-NC 4.0 (Moon et al., ECCV 2020): non-commercial use only.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import os
+import posixpath
+import shutil
+import string
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
+from http.client import HTTPException
+from pathlib import Path
+from typing import Any
+
+from minternet import hub
+from minternet.interhand import SPLITS, find_annotation_files
+
+HOMEPAGE = "https://mks0601.github.io/InterHand2.6M/"
+OFFICIAL_URL = ("https://fb-baas-f32eacb9-8abb-11eb-b2b8-4857dd089e15.s3.amazonaws.com/"
+                "InterHand2.6M/InterHand2.6M.images.5.fps.v1.0/")
+ARCHIVE = "InterHand2.6M.images.5.fps.v1.0.tar"
+CHECKSUM_FILE = f"{ARCHIVE}.CHECKSUM"
+"""md5sum-style lines, ``<hex md5>  <part name>``, one per image part."""
+PARTS = tuple(f"{ARCHIVE}.part{a}{b}" for a in "ab" for b in string.ascii_lowercase)[:44]
+"""The image parts in stream order."""
+FULL_RELEASE_IMAGES = {"train": 1_361_062, "val": 380_125, "test": 849_160}
+"""Images (one annotation each) per split of the whole v1.0 5 fps release (homepage)."""
+STATE_FILE = ".minternet-download.json"
+"""Written in the dataset root: what was unpacked, so a rerun does not fetch it again."""
+TIMEOUT = 60.0
+"""Seconds allowed to connect and for each read stall."""
+_TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
+
+
+class DownloadError(RuntimeError):
+    """A fetch, check, unpacking or verification step failed; the message names the file."""
+
+
+class MissingFileError(DownloadError):
+    """The server does not have a file (HTTP 403 or 404)."""
+
+
+class TransferError(DownloadError):
+    """A transfer failed, after every retry for a download."""
+
+
+class CorruptFileError(DownloadError):
+    """A file's md5 differs from the checksum file's; the file was deleted."""
+
+
+class DiskFullError(DownloadError):
+    """Not enough free space, found before starting or while writing."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive member would land outside the dataset root."""
+
+
+def select(parts: str) -> tuple[bool, tuple[str, ...]]:
+    """``parts`` -> (annotations wanted, image parts in stream order).
+
+    Comma-separated tokens: ``all``, ``annotations``, ``images`` (every part), a part suffix
+    (``aa``) or a range (``aa-ak``). The image parts must start at ``aa`` without gaps.
+    """
+    suffixes = [name[-2:] for name in PARTS]
+    annotations, chosen = False, set()
+    for token in filter(None, (t.strip() for t in parts.split(","))):
+        annotations |= token in ("all", "annotations")
+        first, _, last = token.partition("-")
+        if token in ("all", "images"):
+            chosen.update(suffixes)
+        elif token != "annotations" and {first, last or first} <= set(suffixes):
+            chosen.update(suffixes[suffixes.index(first): suffixes.index(last or first) + 1])
+        elif token != "annotations":
+            raise ValueError(f"--parts: {token!r} is not all, annotations, images, a part "
+                             f"suffix ({suffixes[0]}..{suffixes[-1]}) or a range of them")
+    picked = [s for s in suffixes if s in chosen]
+    if picked != suffixes[: len(picked)]:
+        raise ValueError(f"--parts: image parts {picked} do not start at aa without gaps; the "
+                         "tar is cut at byte offsets, so a part needs every part before it")
+    if not (annotations or picked):
+        raise ValueError(f"--parts: {parts!r} selects nothing")
+    return annotations, tuple(f"{ARCHIVE}.part{s}" for s in picked)
+
+
+def parse_checksums(text: str, source: str) -> dict[str, str]:
+    """md5sum output (``<hex>  <name>`` lines, ``*`` binary marks allowed) -> {name: hex}."""
+    try:
+        return {posixpath.basename(name.lstrip("*")): digest.lower()
+                for digest, name in (line.split() for line in text.splitlines() if line.strip())}
+    except ValueError:
+        raise DownloadError(f"{source}: not a list of '<md5>  <name>' lines") from None
+
+
+def _http_failure(err: urllib.error.HTTPError, url: str) -> DownloadError | None:
+    """:class:`MissingFileError` for HTTP 403/404 (S3 answers 403 for a missing key)."""
+    if err.code in (403, 404):
+        return MissingFileError(f"{url}: not on the server (HTTP {err.code})")
+    return None
+
+
+def remote_size(url: str, timeout: float = TIMEOUT) -> int | None:
+    """Bytes at ``url`` per an HTTP HEAD's Content-Length (None when the server omits it)."""
+    try:
+        request = urllib.request.Request(url, method="HEAD")
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+    except urllib.error.HTTPError as err:
+        raise _http_failure(err, url) or TransferError(f"{url}: HTTP {err.code}") from None
+    except (OSError, HTTPException) as err:
+        raise TransferError(f"{url}: cannot reach the server ({err})") from None
+    return int(length) if length is not None else None
+
+
+def fetch(url: str, dest: Path, md5: str | None, *, retries: int = 5, backoff: float = 2.0,
+          timeout: float = TIMEOUT, progress: bool = True) -> Path:
+    """``url`` -> ``dest``, md5-checked, resuming ``dest``'s ``.part`` file on each retry
+    (``retries`` after the first attempt, ``backoff`` x attempt seconds apart)."""
+    failure: BaseException | None = None
+    for attempt in range(retries + 1):
+        time.sleep(backoff * attempt)
+        try:
+            return hub.download(url, dest, md5=md5, resume=True, timeout=timeout,
+                                progress=progress)
+        except hub.ChecksumError as err:
+            raise CorruptFileError(
+                f"{dest.name}: md5 {err.actual} differs from {err.expected} in the checksum "
+                f"file; the download from {url} was deleted, run again to fetch it anew") from None
+        except urllib.error.HTTPError as err:
+            if missing := _http_failure(err, url):
+                raise missing from None
+            if err.code == 416:  # the kept bytes are not a prefix of the file: start over
+                hub.partial_path(dest).unlink(missing_ok=True)
+            failure = err
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise DiskFullError(f"{dest}: disk full while downloading {url}; free some "
+                                    "space and run again, the partial file is kept") from None
+            failure = err
+        except HTTPException as err:
+            failure = err
+    partial = hub.partial_path(dest)
+    kept = partial.stat().st_size if partial.exists() else 0
+    raise TransferError(f"{url}: transfer failed {retries + 1} times (last: {failure!r}); "
+                        f"{kept} bytes kept in {partial}, run again to resume") from failure
+
+
+def _relocate(name: str, anchor: str, archive: str) -> str | None:
+    """Member ``name``'s path under the root: from its ``anchor`` folder on (``images`` or
+    ``annotations``), else inside ``anchor/``; None for a folder outside ``anchor``."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or "\\" in name or ".." in parts or not parts:
+        raise UnsafeArchiveError(f"{archive}: member {name!r} would land outside the root")
+    if anchor in parts:
+        return "/".join(parts[parts.index(anchor):])
+    return None if name.endswith("/") else "/".join([anchor, *parts])
+
+
+def _place(member: tarfile.TarInfo, root: Path, anchor: str, archive: str
+           ) -> tarfile.TarInfo | None:
+    """``member`` renamed by :func:`_relocate`, links checked to stay inside the root, then
+    passed through tarfile's ``data`` filter where Python has it; None: skip it."""
+    name = _relocate(member.name, anchor, archive)
+    if name is None or (member.isdir() and name == anchor):
+        return None
+    placed = copy.copy(member)
+    placed.name = name
+    if member.issym():
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+        if member.linkname.startswith("/") or target.split("/")[0] == "..":
+            raise UnsafeArchiveError(f"{archive}: link {member.name!r} -> {member.linkname!r} "
+                                     "points outside the root")
+    elif member.islnk():
+        placed.linkname = _relocate(member.linkname, anchor, archive) or anchor
+    elif not (member.isfile() or member.isdir()):
+        raise UnsafeArchiveError(f"{archive}: member {member.name!r} is not a file or folder")
+    if data_filter := getattr(tarfile, "data_filter", None):
+        try:
+            return data_filter(placed, str(root))
+        except tarfile.FilterError as err:
+            raise UnsafeArchiveError(f"{archive}: {err}") from None
+    return placed
+
+
+def _blocks(paths: Iterable[Path], size: int = 1 << 20) -> Iterator[bytes]:
+    """The files' bytes back to back, in blocks of at most ``size`` bytes."""
+    for path in paths:
+        with open(path, "rb") as f:
+            yield from iter(lambda: f.read(size), b"")
+
+
+class _Joined:
+    """Files as one stream: tarfile's ``"r|"`` mode takes blocks of any size from ``read``."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self._blocks = _blocks(paths)
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self._blocks, b"")
+
+    def close(self) -> None:
+        self._blocks.close()
+
+
+def unpack_tar(tar: tarfile.TarFile, root: Path, anchor: str, archive: str,
+               cut_ok: bool = False) -> tuple[int, str | None]:
+    """Extract ``tar`` under ``root`` -> (files written, the member cut short at the end of
+    the stream, removed; allowed only with ``cut_ok``, for a prefix of the parts)."""
+    written = 0
+    for member in tar:
+        if (placed := _place(member, root, anchor, archive)) is None:
+            continue
+        try:
+            tar.extract(placed, root, **_TRUSTED)
+        except tarfile.ReadError as err:
+            (root / placed.name).unlink(missing_ok=True)
+            if not cut_ok:
+                raise DownloadError(f"{archive}: ends inside {member.name} ({err})") from None
+            return written, placed.name
+        written += placed.isfile()
+    return written, None
+
+
+def unpack_annotations(path: Path, root: Path) -> int:
+    """Extract the annotation archive (zip, tar, tar.gz ...) under ``root/annotations`` ->
+    files written (zipfile writes links as plain files)."""
+    if not zipfile.is_zipfile(path):
+        try:
+            with tarfile.open(path) as tar:
+                return unpack_tar(tar, root, "annotations", path.name)[0]
+        except tarfile.ReadError as err:
+            raise DownloadError(f"{path}: not a readable zip or tar archive ({err})") from None
+    written = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if (name := _relocate(info.filename, "annotations", path.name)) and not info.is_dir():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, open(root / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                written += 1
+    return written
+
+
+def check_space(needs: dict[Path, int]) -> None:
+    """Raise :class:`DiskFullError` unless each filesystem has the bytes headed for it."""
+    totals: dict[int, list[Any]] = {}
+    for path, size in needs.items():
+        probe = next(p for p in (path, *path.parents) if p.exists())
+        totals.setdefault(probe.stat().st_dev, [probe, 0])[1] += size
+    for probe, size in totals.values():
+        if size > (free := shutil.disk_usage(probe).free):
+            raise DiskFullError(f"{probe}: {size / 1e9:.2f} GB needed but {free / 1e9:.2f} GB "
+                                "free; free some space or choose --out / --archives elsewhere")
+
+
+def verify_tree(root: Path, splits: Iterable[str], annotations: bool, all_images: bool
+                ) -> dict[str, dict[str, int]]:
+    """Per split: annotation files present (if ``annotations``), images folder present (if
+    ``all_images``); JPEG count next to the full release's."""
+    report = {}
+    for split in splits:
+        folder = root / "images" / split
+        try:
+            if annotations:
+                find_annotation_files(root, split)
+            if all_images and not folder.is_dir():
+                raise FileNotFoundError(f"{folder}: images folder not found")
+        except (FileNotFoundError, ValueError) as err:
+            raise DownloadError(f"verification of {root} failed: {err} (to unpack again, "
+                                f"delete {root / STATE_FILE})") from None
+        jpegs = sum(f.endswith(".jpg") for _, _, files in os.walk(folder) for f in files)
+        report[split] = {"images": jpegs, "full_release": FULL_RELEASE_IMAGES[split]}
+    return report
+
+
+ANNOTATIONS_HELP = (
+    f"the InterHand2.6M v1.0 annotations are a Google Drive folder linked from {HOMEPAGE}, "
+    "which plain HTTP cannot fetch: download that archive by hand (or find a mirror) and pass "
+    "--annotations FILE_OR_URL, or leave annotations out of --parts")
+
+
+def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
+                    annotations: str | None = None, base_url: str = OFFICIAL_URL,
+                    archives: str | os.PathLike[str] | None = None,
+                    splits: Iterable[str] = SPLITS, keep_archives: bool = False,
+                    dry_run: bool = False, retries: int = 5, backoff: float = 2.0,
+                    timeout: float = TIMEOUT, progress: bool = True,
+                    log: Callable[[str], object] = print) -> dict[str, Any]:
+    """Fetch, check, unpack and verify InterHand2.6M v1.0 5 fps under ``out``; returns a report.
+
+    ``parts``: see :func:`select`. ``annotations``: URL or local path of the annotation
+    archive. ``base_url``: folder of the image parts and :data:`CHECKSUM_FILE` (or a mirror).
+    ``archives``: download folder (default ``cache_root()/interhand2.6m_v1.0_5fps``), whose
+    fetched files are deleted after unpacking unless ``keep_archives``. ``dry_run`` logs the
+    plan (sizes by HTTP HEAD) and returns it. Raises :class:`DownloadError` subclasses.
+    """
+    root, base = Path(out), base_url.rstrip("/") + "/"
+    if unknown := set(splits) - set(SPLITS):
+        raise ValueError(f"--splits: {sorted(unknown)} are not among {list(SPLITS)}")
+    store = Path(archives) if archives else hub.cache_root() / "interhand2.6m_v1.0_5fps"
+    want_annotations, chosen = select(parts)
+    state = json.loads((root / STATE_FILE).read_text()) if (root / STATE_FILE).is_file() else {}
+    images = () if set(chosen) <= set(state.get("images", ())) else chosen
+    if want_annotations and annotations is None and "annotations" not in state:
+        raise DownloadError(ANNOTATIONS_HELP)
+    urls = {name: base + name for name in images}
+    local = None
+    if want_annotations and annotations:
+        remote = "://" in annotations
+        local = store / posixpath.basename(annotations.split("?")[0]) if remote else Path(
+            annotations)
+        if local.name == state.get("annotations"):  # unpacked by an earlier run
+            local = None
+        elif remote:
+            urls[local.name] = annotations
+        elif not local.is_file():
+            raise DownloadError(f"{local}: annotation archive not found")
+    sizes = {name: remote_size(url, timeout) for name, url in urls.items()}
+    have = {n: max([p.stat().st_size for p in (store / n, hub.partial_path(store / n))
+                    if p.is_file()], default=0) for n in urls}
+    to_fetch = sum(max(s - have[n], 0) for n, s in sizes.items() if s is not None)
+    to_unpack = sum(s or 0 for s in sizes.values()) + (local.stat().st_size if local and
+                                                       local.name not in urls else 0)
+    for name, url in urls.items():
+        log(f"fetch {url}: {sizes[name]} bytes, {have[name]} already in {store / name}")
+    log(f"disk: {to_fetch / 1e9:.3f} GB to download into {store}, at least "
+        f"{to_unpack / 1e9:.3f} GB to unpack into {root}")
+    plan = {"out": str(root), "archives": str(store), "bytes": sizes, "bytes_on_disk": have,
+            "bytes_to_download": to_fetch, "bytes_to_unpack_at_least": to_unpack}
+    if dry_run:
+        return {"dry_run": True, "plan": plan}
+    check_space({store: to_fetch, root: to_unpack})
+    root.mkdir(parents=True, exist_ok=True)
+    if 0 < len(images) < len(PARTS):
+        log(f"note: {len(images)} of {len(PARTS)} image parts is a partial set; scores on it "
+            "are not comparable with the full release's")
+
+    sums: dict[str, str] = {}
+    if images:
+        path = fetch(base + CHECKSUM_FILE, store / CHECKSUM_FILE, None, retries=retries,
+                     backoff=backoff, timeout=timeout, progress=False)
+        sums = parse_checksums(path.read_text(), base + CHECKSUM_FILE)
+    for name, url in urls.items():
+        if name in images and name not in sums:
+            raise DownloadError(f"{name}: not listed in {base + CHECKSUM_FILE}")
+        dest, md5 = store / name, sums.get(name)
+        if dest.is_file() and md5 and hub.file_digest(dest, "md5") != md5:
+            log(f"{dest}: md5 differs from the checksum file; deleted, fetching it again")
+            dest.unlink()
+        if not dest.is_file():
+            fetch(url, dest, md5, retries=retries, backoff=backoff, timeout=timeout,
+                  progress=progress)
+
+    report: dict[str, Any] = {"out": str(root), "plan": plan}
+    try:
+        if images:
+            label = f"{ARCHIVE}.part{images[0][-2:]}..{images[-1][-2:]}"
+            with closing(_Joined(store / n for n in images)) as stream, tarfile.open(
+                    fileobj=stream, mode="r|") as tar:
+                written, cut = unpack_tar(tar, root, "images", label, len(images) < len(PARTS))
+            report["images"] = {"parts": len(images), "files": written, "cut_member": cut}
+            state["images"] = list(images)
+            (root / STATE_FILE).write_text(json.dumps(state))
+        if local is not None:
+            report["annotations"] = {"archive": local.name,
+                                     "files": unpack_annotations(local, root)}
+            state["annotations"] = local.name
+            (root / STATE_FILE).write_text(json.dumps(state))
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise DiskFullError(f"{root}: disk full while unpacking; free some space") from None
+        raise
+    for name in urls if not keep_archives else ():
+        (store / name).unlink(missing_ok=True)
+    report["splits"] = verify_tree(root, splits, "annotations" in state,
+                                   set(PARTS) <= set(state.get("images", ())))
+    return report

@@ -1,0 +1,347 @@
+"""Running InterNet over an InterHand2.6M split and scoring it as mmpose does.
+
+The test path is mmpose's: GT boxes, no augmentation or flip test, one hard argmax per joint
+(:meth:`~minternet.codec.HeatmapCodec.decode`), the crop's inverse affine back to the
+original image, and :func:`~minternet.metrics.interhand_metrics` with GT wrist depths. The
+"oracle" replaces the network by each crop's own perfect target: what is left is the error
+the heatmap grid alone costs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pickle
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from minternet.codec import HeatmapCodec
+from minternet.convert import load_mmpose_checkpoint
+from minternet.dataset import InterHandDataset
+from minternet.loader import make_loader
+from minternet.metrics import METRIC_KEYS, Protocol, interhand_metrics
+from minternet.model import InterNet
+from minternet.transforms import apply_affine, inverse_crop_matrix, normalize
+
+Predictions = dict[str, np.ndarray]
+TABLE_COLUMNS = ("Set", "Arch", "Input Size", *(key.replace("_", "-") for key in METRIC_KEYS))
+"""Set, Arch, Input Size, MPJPE-single, MPJPE-interacting, MPJPE-all, MRRPE, APh."""
+_ORACLE_BATCH = 32  # crops read per step; the dense targets are built one sample at a time
+
+
+def model_codec(model: InterNet) -> HeatmapCodec:
+    """The codec that matches ``model``'s input size, heatmap grid and root bins."""
+    config = model.config
+    return HeatmapCodec(
+        input_size=model.input_size,
+        heatmap_size=config["heatmap_size"],
+        depth_bins=config["depth_bins"],
+        root_bins=config["root_bins"],
+    )
+
+
+def _check_dataset(dataset: InterHandDataset, input_size: int) -> None:
+    """Test crops only: no augmentation (so no flip or rotation), of the codec's size."""
+    if dataset.train is not False:
+        raise ValueError(f"evaluation needs InterHandDataset(train=False), not {dataset.train}")
+    if dataset.input_size != input_size:
+        raise ValueError(f"dataset crops are {dataset.input_size} px, the model takes {input_size}")
+
+
+def _assemble(
+    batch: Mapping[str, torch.Tensor],
+    crop_keypoints: np.ndarray,
+    hand_type: np.ndarray,
+    rel_root_depth: np.ndarray,
+) -> Predictions:
+    """One batch of decoded outputs as a :data:`Predictions` chunk: crop px are mapped back
+    to original px through each sample's inverse crop; z is unchanged.
+    """
+    size = int(batch["image"].shape[-1])
+    keypoints = crop_keypoints.astype(np.float64)
+    for b in range(len(keypoints)):
+        inverse = inverse_crop_matrix(
+            batch["centre"][b].numpy(), float(batch["scale"][b]), float(batch["rotation"][b]), size
+        )
+        keypoints[b, :, :2] = apply_affine(inverse, keypoints[b, :, :2])
+    return {
+        "keypoints": keypoints.astype(np.float32),
+        "hand_type": np.asarray(hand_type, dtype=bool),
+        "rel_root_depth": np.asarray(rel_root_depth, dtype=np.float32),
+        "index": batch["index"].numpy(),
+        "sample_valid": batch["sample_valid"].numpy() > 0,
+    }
+
+
+def _concat(chunks: list[Predictions]) -> Predictions:
+    if not chunks:
+        raise ValueError("the dataset has no samples to evaluate")
+    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+
+
+def predict(
+    model: InterNet,
+    dataset: InterHandDataset,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+) -> Predictions:
+    """Decoded predictions of ``model`` on every crop of ``dataset``, in row order.
+
+    ``dataset`` is ``InterHandDataset(..., train=False, input_size=model.input_size)``.
+    ``device`` defaults to where the model's parameters are; another one moves the model
+    there. The model runs in eval mode in float32 and is put back in its previous mode.
+
+    Returns numpy arrays over the N samples: ``keypoints`` (N, 42, 3) float32, original-image
+    px u, v and z mm relative to the joint's wrist; ``hand_type`` (N, 2) bool [right, left];
+    ``rel_root_depth`` (N,) float32 mm, Z_41 - Z_20; ``index`` (N,) int64 dataset rows;
+    ``sample_valid`` (N,) bool, False for an image the dataset skipped as bad.
+    """
+    codec = model_codec(model)
+    _check_dataset(dataset, codec.input_size)
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    was_training = model.training
+    model.to(device).eval()
+    chunks = []
+    try:
+        with torch.no_grad():
+            for batch in make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers):
+                out = model(normalize(batch["image"].to(device, non_blocking=True)))
+                crop, _ = codec.decode(out.heatmaps.float())
+                chunks.append(
+                    _assemble(
+                        batch,
+                        crop.cpu().numpy(),
+                        codec.decode_hand_type(out.hand_logits).cpu().numpy(),
+                        codec.decode_root(out.root_depth[:, 0].float()).cpu().numpy(),
+                    )
+                )
+    finally:
+        model.train(was_training)
+    return _concat(chunks)
+
+
+def oracle_predictions(dataset: InterHandDataset, codec: HeatmapCodec) -> Predictions:
+    """:func:`predict`'s output for a perfect network: the floor the codec allows.
+
+    Each crop's own keypoints become its target heatmaps (the codec's separable factors,
+    multiplied out), decoded by the same hard argmax as a model's; the root depth goes
+    through ``encode_root`` and ``decode_root``, clipped to the soft-argmax's range
+    [0, root_bins - 1]; the hand type is the GT.
+    """
+    _check_dataset(dataset, codec.input_size)
+    chunks = []
+    for batch in make_loader(dataset, _ORACLE_BATCH, shuffle=False):
+        crop = []
+        for keypoints in batch["keypoints"]:
+            fz, fy, fx = codec.factors(keypoints)
+            dense = (
+                codec.max_value * fz[:, :, None, None] * fy[:, None, :, None] * fx[:, None, None]
+            )
+            crop.append(codec.decode(dense)[0].numpy())
+        rho, _ = codec.encode_root(batch["rel_root_depth"], batch["rel_root_valid"])
+        root = codec.decode_root(rho.clamp(0, codec.root_bins - 1))
+        chunks.append(
+            _assemble(batch, np.stack(crop), batch["hand_type"].numpy() > 0, root.numpy())
+        )
+    return _concat(chunks)
+
+
+def ground_truth(dataset: InterHandDataset, predictions: Predictions) -> dict[str, np.ndarray]:
+    """The GT of the predicted rows, keyed as :func:`interhand_metrics`' arguments:
+    ``gt_joint_cam``, ``joint_valid``, ``gt_hand_type``, ``hand_type_valid``, ``abs_depth``,
+    ``focal``, ``princpt``. A sample skipped as a bad image counts nowhere.
+    """
+    rows, valid = predictions["index"], predictions["sample_valid"]
+    index = dataset.index
+    return {
+        "gt_joint_cam": index["joint_cam"][rows],
+        "joint_valid": index["joint_valid"][rows] * valid[:, None],
+        "gt_hand_type": index["hand_type"][rows],
+        "hand_type_valid": index["hand_type_valid"][rows] * valid,
+        "abs_depth": index["abs_depth"][rows],
+        "focal": index["focal"][rows],
+        "princpt": index["princpt"][rows],
+    }
+
+
+def score_predictions(
+    predictions: Predictions, dataset: InterHandDataset, *, protocol: Protocol = "mmpose"
+) -> dict[str, float]:
+    """:func:`interhand_metrics` of :func:`predict`-style ``predictions`` on ``dataset``."""
+    return interhand_metrics(
+        predictions["keypoints"],
+        predictions["hand_type"],
+        predictions["rel_root_depth"],
+        **ground_truth(dataset, predictions),
+        protocol=protocol,
+    )
+
+
+def evaluate_model(
+    model: InterNet,
+    dataset: InterHandDataset,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    protocol: Protocol = "mmpose",
+) -> dict[str, float]:
+    """The five metrics (:data:`~minternet.metrics.METRIC_KEYS`) of ``model`` on ``dataset``:
+    :func:`predict`, then :func:`score_predictions`.
+    """
+    predictions = predict(
+        model, dataset, batch_size=batch_size, device=device, num_workers=num_workers
+    )
+    return score_predictions(predictions, dataset, protocol=protocol)
+
+
+def open_split(
+    root: str | os.PathLike[str], split: str | None = None, input_size: int = 256
+) -> tuple[InterHandDataset, str | None]:
+    """Test crops of ``input_size`` px from a v1.0 tree (``split``, default "test") or a flat
+    folder (no split); returns the dataset and the split used.
+    """
+    root = Path(root)
+    tree = (root / "annotations").is_dir()
+    if split is not None and root.is_dir() and not tree:
+        raise ValueError(f"{root}: a flat folder has no splits, so split={split!r} means nothing")
+    if split is None and tree:
+        split = "test"
+    return InterHandDataset(root, split, train=False, input_size=input_size), split
+
+
+def load_checkpoint(
+    checkpoint: str | os.PathLike[str], device: str | torch.device | None = None
+) -> InterNet:
+    """:func:`~minternet.convert.load_mmpose_checkpoint` on ``device`` (default: CUDA when
+    available, else the CPU).
+
+    Raises:
+        FileNotFoundError: no such file (the path is named).
+        ValueError: the file is not a checkpoint of tensors, its weights do not fit, or the
+            device is unknown or unavailable.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available")
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
+    try:
+        model = load_mmpose_checkpoint(checkpoint)
+    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, RuntimeError) as err:
+        # What torch.load and the dict lookups raise for a file that is no checkpoint.
+        raise ValueError(f"{checkpoint}: not a readable checkpoint ({err!r})") from err
+    return model.to(device)
+
+
+def arch_name(model: InterNet) -> str:
+    """A short description of the architecture for result tables."""
+    config = model.config
+    grid = f"{config['depth_bins']}x{config['heatmap_size']}x{config['heatmap_size']}"
+    return f"InterNet ResNet-{config['backbone_depth']} ({grid})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """One evaluation: what ran on what, and the metrics (mm and a fraction)."""
+
+    set: str
+    arch: str
+    input_size: int
+    split: str | None
+    samples: int
+    checkpoint: str | None
+    protocol: str
+    metrics: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain values, with a NaN metric as None (JSON has no NaN)."""
+        metrics = {k: None if math.isnan(v) else v for k, v in self.metrics.items()}
+        return {**dataclasses.asdict(self), "metrics": metrics}
+
+
+def evaluate(
+    root: str | os.PathLike[str],
+    split: str | None = None,
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    protocol: Protocol = "mmpose",
+) -> Report:
+    """Score ``checkpoint`` (or, when None, the oracle of mmpose's default codec) on the
+    split of ``root`` that :func:`open_split` opens.
+    """
+    if checkpoint is None:
+        codec = HeatmapCodec()
+        dataset, split = open_split(root, split, codec.input_size)
+        predictions, arch = oracle_predictions(dataset, codec), "oracle"
+    else:
+        model = load_checkpoint(checkpoint, device)
+        dataset, split = open_split(root, split, model.input_size)
+        predictions = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
+        codec, arch = model_codec(model), arch_name(model)
+    name = Path(root).resolve().name
+    return Report(
+        set=f"{name}/{split}" if split else name,
+        arch=arch,
+        input_size=codec.input_size,
+        split=split,
+        samples=len(dataset),
+        checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+        protocol=protocol,
+        metrics=score_predictions(predictions, dataset, protocol=protocol),
+    )
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    split: str | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    protocol: Protocol = "mmpose",
+) -> dict[str, float]:
+    """The five metrics of an mmpose or minternet checkpoint on a split (see :func:`evaluate`)."""
+    report = evaluate(
+        root,
+        split,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        protocol=protocol,
+    )
+    return report.metrics
+
+
+def results_table(rows: Iterable[Report]) -> str:
+    """A Markdown table of :data:`TABLE_COLUMNS`, one row per report: MPJPE and MRRPE in mm
+    and APh as a fraction, 2 decimals; "n/a" for a NaN.
+    """
+    lines = [
+        "| " + " | ".join(TABLE_COLUMNS) + " |",
+        "|" + "---|" * 3 + "---:|" * len(METRIC_KEYS),
+    ]
+    for row in rows:
+        values = [
+            "n/a" if math.isnan(row.metrics[k]) else f"{row.metrics[k]:.2f}" for k in METRIC_KEYS
+        ]
+        cells = [row.set, row.arch, f"{row.input_size}x{row.input_size}", *values]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

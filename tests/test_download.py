@@ -1,0 +1,350 @@
+"""minternet.download against a local HTTP server serving a tiny InterHand2.6M-like release."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import io
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from minternet import download as dl
+from minternet import hub
+from minternet.__main__ import main
+from minternet.dataset import InterHandDataset
+from minternet.synth.plan import SynthSpec
+from minternet.synth.write import write_dataset
+
+SPLITS = ("train", "test")
+WRAPPER = "InterHand2.6M_5fps_batch1"  # the official tar nests images/ one folder down
+
+
+class Server:
+    """A threaded HTTP server over ``root`` that answers HEAD and GET, honours ``Range`` unless
+    ``ignore_range``, logs (method, file, Range header), and for a file in ``drop`` sends half
+    of the body and hangs up (``drop[name]`` times)."""
+
+    def __init__(self, root: Path, ignore_range: bool = False) -> None:
+        self.root, self.ignore_range = root, ignore_range
+        self.drop: dict[str, int] = {}
+        self.log: list[tuple[str, str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                server.answer(self)
+
+            def do_GET(self) -> None:
+                server.answer(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/release/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        name, asked = handler.path.rsplit("/", 1)[-1], handler.headers.get("Range")
+        self.log.append((handler.command, name, asked))
+        path = self.root / name
+        if not path.is_file():
+            handler.send_error(404)
+            return
+        data, start = path.read_bytes(), 0
+        if asked and not self.ignore_range:
+            start = int(asked.removeprefix("bytes=").split("-")[0])
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            handler.send_response(200)
+        body = data[start:]
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if handler.command == "GET":
+            if self.drop.get(name, 0) > 0:
+                self.drop[name] -= 1
+                body = body[: len(body) // 2]
+                handler.close_connection = True
+            handler.wfile.write(body)
+
+    def gets(self, name: str | None = None) -> list[tuple[str, str, str | None]]:
+        return [r for r in self.log if r[0] == "GET" and name in (None, r[1])]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    spec = SynthSpec(images={"train": 8, "test": 8}, captures=1)
+    write_dataset(spec, root, workers=1, progress=False)
+    return root
+
+
+def write_release(www: Path, image_tar: bytes, n_parts: int = len(dl.PARTS)) -> None:
+    """Cut ``image_tar`` into the first ``n_parts`` part names and list their md5s."""
+    www.mkdir(parents=True, exist_ok=True)
+    cuts = [len(image_tar) * i // n_parts for i in range(n_parts + 1)]
+    lines = []
+    for name, a, b in zip(dl.PARTS[:n_parts], cuts[:-1], cuts[1:], strict=True):
+        (www / name).write_bytes(image_tar[a:b])
+        lines.append(f"{hashlib.md5(image_tar[a:b]).hexdigest()}  {name}\n")
+    (www / dl.CHECKSUM_FILE).write_text("".join(lines))
+
+
+@pytest.fixture
+def release(synth_root: Path, tmp_path: Path) -> Path:
+    """Served folder: the synth images as 44 tar parts plus CHECKSUM, annotations.zip."""
+    www = tmp_path / "www"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(synth_root / "images", arcname=f"{WRAPPER}/images")
+    write_release(www, buffer.getvalue())
+    with zipfile.ZipFile(www / "annotations.zip", "w") as zf:
+        for path in sorted((synth_root / "annotations").rglob("*")):
+            zf.write(path, "annotations/" + path.relative_to(synth_root / "annotations").as_posix())
+    return www
+
+
+@pytest.fixture
+def server(release: Path) -> Iterator[Server]:
+    srv = Server(release)
+    yield srv
+    srv.stop()
+
+
+def run(server: Server, tmp_path: Path, parts: str = "all", **kwargs: Any) -> dict[str, Any]:
+    options: dict[str, Any] = dict(
+        annotations=server.url + "annotations.zip", base_url=server.url,
+        archives=tmp_path / "archives", splits=SPLITS, backoff=0.0, progress=False,
+        log=lambda _: None)
+    return dl.fetch_interhand(tmp_path / "out", parts, **{**options, **kwargs})
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_full_download_unpacks_a_tree_the_dataset_opens(
+    server: Server, synth_root: Path, tmp_path: Path
+) -> None:
+    report = run(server, tmp_path)
+    out = tmp_path / "out"
+    assert files(out / "images") == files(synth_root / "images")  # the wrapper folder is gone
+    assert len(InterHandDataset(out, "train")) == 8
+    assert report["splits"]["train"] == {"images": 8, "full_release": 1_361_062}
+    assert report["images"] == {"parts": 44, "files": 16, "cut_member": None}
+    assert sorted(p.name for p in (tmp_path / "archives").iterdir()) == [dl.CHECKSUM_FILE]
+    assert len(server.gets()) == 46  # CHECKSUM, 44 parts, annotations
+    run(server, tmp_path)  # a rerun finds everything unpacked and fetches nothing
+    assert len(server.gets()) == 46
+
+
+@pytest.mark.parametrize("ignore_range", [False, True], ids=["range", "server-ignores-range"])
+def test_interrupted_transfer_is_resumed(
+    release: Path, synth_root: Path, tmp_path: Path, ignore_range: bool
+) -> None:
+    server = Server(release, ignore_range=ignore_range)
+    part = dl.PARTS[5]
+    server.drop[part] = 1
+    try:
+        run(server, tmp_path, keep_archives=True)
+    finally:
+        server.stop()
+    assert (tmp_path / "archives" / part).read_bytes() == (release / part).read_bytes()
+    first, again = server.gets(part)
+    size = (release / part).stat().st_size
+    assert first[2] is None and again[2] == f"bytes={size // 2}-"  # the rest was asked for
+    assert files(tmp_path / "out" / "images") == files(synth_root / "images")
+
+
+def test_transfer_failing_every_retry_keeps_the_partial_file(
+    server: Server, tmp_path: Path
+) -> None:
+    part = dl.PARTS[0]
+    server.drop[part] = 3
+    with pytest.raises(dl.TransferError, match=rf"{part}: transfer failed 3 times") as info:
+        run(server, tmp_path, retries=2)
+    assert "run again to resume" in str(info.value)
+    assert hub.partial_path(tmp_path / "archives" / part).is_file()
+    assert not (tmp_path / "out" / "images").exists()
+    run(server, tmp_path)  # the server recovered: the next run resumes and finishes
+    assert server.gets(part)[-1][2] is not None
+
+
+def test_corrupt_part_is_reported_deleted_and_never_unpacked(
+    server: Server, release: Path, tmp_path: Path
+) -> None:
+    part = dl.PARTS[7]
+    data = bytearray((release / part).read_bytes())
+    data[10] ^= 0xFF
+    (release / part).write_bytes(bytes(data))
+    with pytest.raises(dl.CorruptFileError, match=rf"{part}: md5 .* differs"):
+        run(server, tmp_path)
+    left = [p.name for p in (tmp_path / "archives").iterdir()]
+    assert part not in left and hub.partial_path(part).name not in left
+    assert not (tmp_path / "out" / "images").exists()
+
+
+def test_missing_part_names_it_before_any_download(
+    server: Server, release: Path, tmp_path: Path
+) -> None:
+    (release / dl.PARTS[30]).unlink()
+    with pytest.raises(dl.MissingFileError, match=rf"{dl.PARTS[30]}: not on the server \(HTTP 404"):
+        run(server, tmp_path)
+    assert server.gets() == []
+
+
+def evil_tar(kind: str, outside: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        good = tarfile.TarInfo("images/train/ok.txt")
+        good.size = 2
+        tar.addfile(good, io.BytesIO(b"ok"))
+        if kind == "symlink-chain":  # each link looks inside; together they lead out
+            for name in ("images/a", "images/a/b"):
+                link = tarfile.TarInfo(name)
+                link.type, link.linkname = tarfile.SYMTYPE, ".."
+                tar.addfile(link)
+            return buffer.getvalue()
+        member = tarfile.TarInfo({"dotdot": "../../evil", "absolute": str(outside / "evil")}
+                                 .get(kind, "images/train/evil"))
+        if kind in ("symlink", "hardlink"):
+            member.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            member.linkname = str(outside) if kind == "symlink" else "../../../evil"
+            tar.addfile(member)
+        else:
+            member.size = 4
+            tar.addfile(member, io.BytesIO(b"evil"))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink", "symlink-chain"])
+def test_member_escaping_the_root_is_refused(tmp_path: Path, kind: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    www = tmp_path / "www"
+    write_release(www, evil_tar(kind, outside), n_parts=1)
+    server = Server(www)
+    try:
+        with pytest.raises(dl.UnsafeArchiveError, match="outside the "):
+            run(server, tmp_path, parts="aa", annotations=None)
+    finally:
+        server.stop()
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "out" / "evil").exists()
+    assert not (tmp_path / "out" / "images" / "train" / "evil").exists()
+
+
+def test_local_annotation_archive(synth_root: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "annotations.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(synth_root / "annotations", arcname="annotations")
+    report = dl.fetch_interhand(tmp_path / "out", "annotations", annotations=str(archive),
+                                splits=SPLITS, log=lambda _: None)
+    assert report["annotations"] == {"archive": archive.name, "files": 6}
+    assert files(tmp_path / "out" / "annotations") == files(synth_root / "annotations")
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        zf.writestr("annotations/../../evil", b"evil")
+    with pytest.raises(dl.UnsafeArchiveError, match="outside the root"):
+        dl.fetch_interhand(tmp_path / "out2", "annotations",
+                           annotations=str(tmp_path / "evil.zip"), log=lambda _: None)
+    assert not (tmp_path / "evil").exists()
+
+
+def test_full_disk_is_found_before_starting(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dl.shutil, "disk_usage", lambda _: SimpleNamespace(free=1))
+    with pytest.raises(dl.DiskFullError, match=r"GB needed but 0\.00 GB free"):
+        run(server, tmp_path)
+    assert server.gets() == []
+
+
+def test_disk_filling_up_while_writing(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Full(io.FileIO):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(hub, "open", functools.partial(Full, closefd=True), raising=False)
+    with pytest.raises(dl.DiskFullError, match=r"CHECKSUM: disk full while downloading"):
+        run(server, tmp_path)
+    monkeypatch.delattr(hub, "open")
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile, "copyfileobj", no_space)
+    with pytest.raises(dl.DiskFullError, match="disk full while unpacking"):
+        run(server, tmp_path)
+
+
+def test_first_parts_only_drops_the_cut_member(
+    server: Server, synth_root: Path, tmp_path: Path
+) -> None:
+    report = run(server, tmp_path, parts="annotations,aa-av")
+    got, want = files(tmp_path / "out" / "images"), files(synth_root / "images")
+    assert 0 < len(got) < len(want) and all(want[name] == data for name, data in got.items())
+    assert report["images"]["cut_member"] is not None
+    assert report["splits"]["test"]["images"] + report["splits"]["train"]["images"] == len(got)
+
+
+def test_dry_run_prints_the_plan_and_fetches_nothing(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["download", "--out", str(tmp_path / "out"), "--base-url", server.url,
+                 "--annotations", server.url + "annotations.zip", "--archives",
+                 str(tmp_path / "archives"), "--dry-run"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert dl.PARTS[0] in captured.err and "GB to download" in captured.err
+    assert '"bytes_to_download"' in captured.out
+    assert server.gets() == [] and len(server.log) == 45  # HEAD requests only
+    assert not (tmp_path / "out").exists() and not (tmp_path / "archives").exists()
+
+
+def test_cli_errors_exit_2_with_a_message(
+    server: Server, release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["download", "--out", str(tmp_path / "out"), "--archives", str(tmp_path / "a")]
+    assert main(args) == 2
+    assert "Google Drive" in capsys.readouterr().err  # annotations need --annotations
+    (release / dl.PARTS[0]).unlink()
+    assert main([*args, "--base-url", server.url, "--parts", "aa", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minternet download: ") and dl.PARTS[0] in err
+    assert "Traceback" not in err
+    assert main([*args, "--parts", "ab"]) == 2
+    assert "start at aa" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("parts", "annotations", "count"),
+    [("all", True, 44), ("annotations", True, 0), ("images", False, 44),
+     ("aa-ac, annotations", True, 3), ("aa,ab", False, 2)],
+)
+def test_select(parts: str, annotations: bool, count: int) -> None:
+    wanted, chosen = dl.select(parts)
+    assert (wanted, chosen) == (annotations, dl.PARTS[:count])
+
+
+@pytest.mark.parametrize("parts", ["zz", "ab", "aa,ac", ""])
+def test_select_rejects(parts: str) -> None:
+    with pytest.raises(ValueError, match="--parts"):
+        dl.select(parts)
