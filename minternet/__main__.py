@@ -193,6 +193,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument(
+        "--missing-images",
+        choices=("raise", "drop"),
+        default="raise",
+        help="samples whose image file is absent: stop (default) or leave them out",
+    )
+    p.add_argument(
         "--protocol",
         choices=("mmpose", "original"),
         default="mmpose",
@@ -213,6 +219,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             device=args.device,
             num_workers=args.workers,
             protocol=args.protocol,
+            missing_images=args.missing_images,
         )
     except (OSError, ValueError) as err:
         print(f"minternet eval: {err}", file=sys.stderr)

@@ -27,6 +27,7 @@ CHOICES = {
     "augmentation": ("mmpose", "original", "none"),
     "amp": ("auto", "bf16", "fp16", "off"),
     "batch_norm": ("batch", "frozen"),
+    "missing_images": ("raise", "drop"),
 }
 
 
@@ -40,7 +41,10 @@ class TrainConfig:
     Data: ``train_split``; ``val_split`` ("" for none); ``augmentation`` ("mmpose",
     "original" or "none"); ``batch_size`` and ``workers`` per process; ``val_samples`` (0:
     the whole split, else that many evenly spaced); ``val_at_start`` (also validate the
-    untrained model, recorded as epoch 0).
+    untrained model, recorded as epoch 0); ``missing_images`` ("raise": stop before training
+    when an image file is absent; "drop": leave those samples out, for a tree unpacked from
+    some of the image archives). An image that exists but cannot be decoded is skipped during
+    training with a warning, and counted in the epoch's record.
 
     Schedule: Adam at ``lr`` (betas 0.9, 0.999, no weight decay) for ``epochs`` epochs,
     times ``gamma`` from each epoch in ``milestones``.
@@ -66,6 +70,7 @@ class TrainConfig:
     workers: int = 1
     val_samples: int = 0
     val_at_start: bool = False
+    missing_images: str = "raise"
     epochs: int = 20
     lr: float = 2e-4
     milestones: tuple[int, ...] = (15, 17)

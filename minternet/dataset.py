@@ -103,6 +103,37 @@ class InterHandDataset(torch.utils.data.Dataset):
         subset._bad = torch.zeros(len(subset), dtype=torch.uint8).share_memory_()
         return subset
 
+    def check_images(self, missing: str = "raise") -> InterHandDataset:
+        """This dataset after checking that every sample's image file exists (one stat each).
+
+        ``missing="raise"`` raises if any is absent, before a run starts rather than hours
+        into it; ``"drop"`` returns the dataset without those samples (logging how many),
+        for a tree unpacked from only some of the image archives.
+
+        Raises:
+            FileNotFoundError: naming the count and the first missing file.
+        """
+        if missing not in ("raise", "drop"):
+            raise ValueError(f"missing must be 'raise' or 'drop', not {missing!r}")
+        present = np.array([self.image_path(i).is_file() for i in range(len(self))], dtype=bool)
+        absent = np.flatnonzero(~present)
+        if not len(absent):
+            return self
+        where = f"{self.root} ({self.files.data.name})"
+        if missing == "raise":
+            raise FileNotFoundError(
+                f"{len(absent)} of {len(self)} images of {where} are missing, the first "
+                f"{self.image_path(int(absent[0]))}: download them, or leave those samples "
+                "out (missing images 'drop')"
+            )
+        log.warning(
+            "%s: %d of %d samples have no image file and are left out",
+            where,
+            len(absent),
+            len(self),
+        )
+        return self.select(np.flatnonzero(present))
+
     def image_path(self, i: int) -> Path:
         """Absolute path of sample ``i``'s image."""
         return self.root / self.index["image_path"][i].decode()

@@ -203,10 +203,14 @@ def evaluate_model(
 
 
 def open_split(
-    root: str | os.PathLike[str], split: str | None = None, input_size: int = 256
+    root: str | os.PathLike[str],
+    split: str | None = None,
+    input_size: int = 256,
+    missing_images: str = "raise",
 ) -> tuple[InterHandDataset, str | None]:
     """Test crops of ``input_size`` px from a v1.0 tree (``split``, default "test") or a flat
-    folder (no split); returns the dataset and the split used.
+    folder (no split); returns the dataset and the split used. ``missing_images`` as in
+    :meth:`~minternet.dataset.InterHandDataset.check_images`.
     """
     root = Path(root)
     tree = (root / "annotations").is_dir()
@@ -214,7 +218,8 @@ def open_split(
         raise ValueError(f"{root}: a flat folder has no splits, so split={split!r} means nothing")
     if split is None and tree:
         split = "test"
-    return InterHandDataset(root, split, train=False, input_size=input_size), split
+    dataset = InterHandDataset(root, split, train=False, input_size=input_size)
+    return dataset.check_images(missing_images), split
 
 
 def load_checkpoint(
@@ -281,17 +286,18 @@ def evaluate(
     device: str | torch.device | None = None,
     num_workers: int = 0,
     protocol: Protocol = "mmpose",
+    missing_images: str = "raise",
 ) -> Report:
     """Score ``checkpoint`` (or, when None, the oracle of mmpose's default codec) on the
-    split of ``root`` that :func:`open_split` opens.
+    split of ``root`` that :func:`open_split` opens (``missing_images`` is passed to it).
     """
     if checkpoint is None:
         codec = HeatmapCodec()
-        dataset, split = open_split(root, split, codec.input_size)
+        dataset, split = open_split(root, split, codec.input_size, missing_images)
         predictions, arch = oracle_predictions(dataset, codec), "oracle"
     else:
         model = load_checkpoint(checkpoint, device)
-        dataset, split = open_split(root, split, model.input_size)
+        dataset, split = open_split(root, split, model.input_size, missing_images)
         predictions = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
         codec, arch = model_codec(model), arch_name(model)
     name = Path(root).resolve().name

@@ -98,10 +98,13 @@ class Trainer:
             input_size=size,
             augmentation=aug,
             seed=config.seed,
-        )
+            on_bad_image="skip",
+        ).check_images(config.missing_images)
         self.val_set = None
         if config.val_split and ctx.is_main:
-            self.val_set = InterHandDataset(data, config.val_split, train=False, input_size=size)
+            self.val_set = InterHandDataset(
+                data, config.val_split, train=False, input_size=size
+            ).check_images(config.missing_images)
             if 0 < config.val_samples < len(self.val_set):
                 rows = torch.linspace(0, len(self.val_set) - 1, config.val_samples).round()
                 self.val_set = self.val_set.select(rows.long().numpy())
@@ -276,6 +279,7 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "train": dict(zip(LOSS_NAMES, (sums[:-1] / sums[-1]).tolist(), strict=True)),
             "samples_per_second": seen / max(seconds, 1e-9),
+            "skipped_images": self.train_set.skipped,
             "seconds": seconds,
         }
         self.scheduler.step()

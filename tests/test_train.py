@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import torch
 
 from minternet import checkpoint
 from minternet import train as train_module
+from minternet.__main__ import main as cli_main
 from minternet.checkpoint import atomic_save, load_training_checkpoint
 from minternet.config import TINY, TrainConfig
 from minternet.distributed import ShardedSampler
@@ -241,3 +243,30 @@ def test_saved_config_round_trips(tree: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"depth": 3}')
     with pytest.raises(ValueError, match=r"bad\.json"):
         TrainConfig.load(tmp_path / "bad.json")
+
+
+def test_missing_images_stop_before_training_or_are_dropped(
+    tree: Path, tmp_path: Path, capsys
+) -> None:
+    partial = tmp_path / "partial"
+    shutil.copytree(tree, partial)
+    train_images = sorted((partial / "images" / "train").rglob("*.jpg"))
+    for path in train_images[:2]:
+        path.unlink()
+    config = TINY.replace({**SMALL, "epochs": "1", "batch_size": "8", "val_split": ""})
+    with pytest.raises(FileNotFoundError, match=r"2 of 24 images .* missing, the first .*\.jpg"):
+        train(config, partial, tmp_path / "run", progress=False, device="cpu")
+    assert not (tmp_path / "run" / "last.pth").exists()
+
+    dropped = config.replace({"missing_images": "drop"})
+    (record,) = train(dropped, partial, tmp_path / "run2", progress=False, device="cpu")
+    assert record["step"] == 3  # 22 crops in batches of 8
+    assert record["skipped_images"] == 0
+
+    for path in sorted((partial / "images" / "val").rglob("*.jpg"))[:3]:
+        path.unlink()
+    args = ["eval", "--oracle", "--data", str(partial), "--split", "val"]
+    assert cli_main(args) == 2
+    assert "3 of 8 images" in capsys.readouterr().err
+    assert cli_main([*args, "--missing-images", "drop", "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["samples"] == 5
