@@ -27,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -58,7 +59,12 @@ def step_rate(trainer: Trainer, batch: dict[str, torch.Tensor], steps: int) -> f
 def loader_rate(trainer: Trainer, batch_size: int, workers: int, batches: int) -> float:
     """Crops per second of a training loader with ``workers`` processes (after start-up)."""
     loader = make_loader(trainer.train_set, batch_size, shuffle=True, num_workers=workers)
-    it = iter(loader)
+
+    def endless() -> Iterator[dict[str, torch.Tensor]]:
+        while True:  # a small split is read several times over
+            yield from loader
+
+    it = endless()
     next(it)
     started = time.perf_counter()
     for _ in range(batches):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -31,6 +32,8 @@ from minternet.loader import make_loader
 from minternet.losses import internet_loss
 from minternet.model import InterNet
 from minternet.transforms import normalize
+
+log = logging.getLogger(__name__)
 
 LOSS_NAMES = ("loss", "loss_kpt", "loss_rel_root", "loss_hand_type")
 
@@ -105,7 +108,10 @@ class Trainer:
             self.val_set = InterHandDataset(
                 data, config.val_split, train=False, input_size=size
             ).check_images(config.missing_images)
-            if 0 < config.val_samples < len(self.val_set):
+            if not len(self.val_set):  # e.g. none of its images were downloaded
+                log.warning("%s: no %s sample has its image; no validation", data, config.val_split)
+                self.val_set = None
+            elif 0 < config.val_samples < len(self.val_set):
                 rows = torch.linspace(0, len(self.val_set) - 1, config.val_samples).round()
                 self.val_set = self.val_set.select(rows.long().numpy())
         self.sampler = dist.ShardedSampler(

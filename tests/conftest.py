@@ -48,9 +48,10 @@ def write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value))
 
 
-def load_tool(name: str) -> ModuleType:
-    """Import a script from ``book/tools`` (it is not part of the package)."""
-    path = Path(__file__).resolve().parents[1] / "book" / "tools" / f"{name}.py"
+def load_tool(name: str, folder: str = "book/tools") -> ModuleType:
+    """Import a script from ``book/tools`` or another folder of the repository (scripts are
+    not part of the package)."""
+    path = Path(__file__).resolve().parents[1] / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -270,3 +270,56 @@ def test_missing_images_stop_before_training_or_are_dropped(
     assert "3 of 8 images" in capsys.readouterr().err
     assert cli_main([*args, "--missing-images", "drop", "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["samples"] == 5
+
+
+def test_cli_train_then_eval_on_data_samples(tmp_path: Path) -> None:
+    data = Path(__file__).resolve().parents[1] / "data_samples"
+    run = tmp_path / "run"
+    result = subprocess.run(
+        cli(
+            "--config",
+            "tiny",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--train-split",
+            "val",
+            "--val-split",
+            "test",
+            "--val-samples",
+            "16",
+            "--epochs",
+            "1",
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["epoch"] == 1 and record["step"] == 8  # 120 crops, 16 per step
+    assert record["val"]["MPJPE_all"] > 0 and 0 <= record["val"]["APh"] <= 1
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1]  # tiny validates first
+    assert {"best.pth", "last.pth", "metrics.png", "config.json"} <= {p.name for p in run.iterdir()}
+    table = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minternet",
+            "eval",
+            "--checkpoint",
+            str(run / "best.pth"),
+            "--data",
+            str(data),
+            "--split",
+            "test",
+            "--json",
+            str(tmp_path / "test.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "| data_samples/test | InterNet ResNet-18 (16x16x16) | 128x128 |" in table
+    assert json.loads((tmp_path / "test.json").read_text())["samples"] == 120
