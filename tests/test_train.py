@@ -23,11 +23,11 @@ from minternet import train as train_module
 from minternet.__main__ import main as cli_main
 from minternet.checkpoint import atomic_save, load_training_checkpoint
 from minternet.config import TINY, TrainConfig
-from minternet.distributed import ShardedSampler
+from minternet.distributed import ShardedSampler, setup
 from minternet.model import InterNet
 from minternet.synth.plan import SynthSpec
 from minternet.synth.write import write_dataset
-from minternet.train import NonFiniteLossError, train
+from minternet.train import NonFiniteLossError, Trainer, train
 
 # ResNet-18, 4 x 4 heatmaps after one deconvolution: a 64 x 64 input.
 SMALL = {
@@ -185,13 +185,24 @@ def test_non_finite_loss_stops_with_last_good_checkpoint(
     )
 
 
-def test_bf16_autocast_trains_on_cpu(tree: Path, tmp_path: Path) -> None:
-    config = TINY.replace(
-        {**SMALL, "epochs": "1", "batch_size": "8", "amp": "bf16", "val_split": ""}
+@pytest.mark.parametrize(("amp", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_step_on_cpu(tree: Path, tmp_path: Path, amp: str, dtype) -> None:
+    config = TINY.replace({**SMALL, "epochs": "1", "batch_size": "8", "amp": amp, "val_split": ""})
+    trainer = Trainer(setup("cpu"), config, tree, tmp_path / "run", resume=False)
+    seen = []
+    trainer.model.head.right_hand_head.final_layer.register_forward_hook(
+        lambda module, inputs, output: seen.append(output.dtype)
     )
-    (record,) = train(config, tree, tmp_path / "run", progress=False, device="cpu")
-    assert all(torch.isfinite(torch.tensor(v)) for v in record["train"].values())
-    assert (tmp_path / "run" / "metrics.png").stat().st_size > 0
+    before = trainer.model.head.root_head.fc[0].weight.detach().clone()
+    losses = trainer.step(next(iter(trainer.loader)))
+    assert seen == [dtype]  # the convolutions ran in the reduced type
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    assert not torch.equal(before, trainer.model.head.root_head.fc[0].weight)
+    # float16 needs the gradient scaler; bfloat16 has float32's range and does not.
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    trainer.save(trainer.last)
+    saved = load_training_checkpoint(trainer.last)["scaler"]
+    assert ("scale" in saved) == (amp == "fp16")
 
 
 def test_existing_run_is_not_overwritten(tree: Path, tmp_path: Path) -> None:
