@@ -8,27 +8,36 @@ Two layouts open the same way:
   the images (the layout of the real sample frames).
 
 The three JSON files become one dict of numpy arrays, one row per annotation (see
-:data:`INDEX_FIELDS`), cached to an ``.npz`` keyed by the source files' paths, sizes and
-mtimes. Numpy arrays hold no per-sample Python objects, so DataLoader workers forked from the
-parent share them without copy-on-write blow-up.
+:data:`INDEX_FIELDS`), built by streaming the files (:mod:`minternet.json_records`) and cached
+as memory-mapped ``.npy`` files keyed by the source files' paths, sizes and mtimes
+(:mod:`minternet.index_cache`). Numpy arrays hold no per-sample Python objects, and mapped
+ones live in the shared page cache, so DataLoader workers forked from the parent read them
+without copy-on-write blow-up.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from minternet.camera import Camera
 from minternet.hub import cache_root
+from minternet.index_cache import cache_folder, read_cache, write_cache
+from minternet.json_records import (
+    CHUNK_ROWS,
+    Chunk,
+    Columns,
+    InterHandFormatError,
+    JsonStream,
+    Record,
+    cycle_collection_paused,
+    read_json,
+)
 from minternet.skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOTS
 
 log = logging.getLogger(__name__)
@@ -37,8 +46,11 @@ SPLITS = ("train", "val", "test")
 KINDS = ("data", "camera", "joint_3d")
 HAND_TYPES = {"right": (1, 0), "left": (0, 1), "interacting": (1, 1)}
 """``hand_type`` string -> [right, left] bits, as mmpose encodes it."""
-INDEX_VERSION = 1
-"""Bump when the index's fields or their meaning change, so old caches are rebuilt."""
+_HAND_TYPE_CODES = {name: code for code, name in enumerate(HAND_TYPES)}
+_HAND_TYPE_BITS = np.array(list(HAND_TYPES.values()), dtype=np.uint8)
+INDEX_VERSION = 2
+"""Bump when the index's fields, their meaning or the cache format change, so old caches are
+rebuilt (2: a folder of memory-mapped .npy files instead of an .npz)."""
 
 INDEX_FIELDS = {
     "image_path": "(N,) bytes, image path relative to the dataset root",
@@ -69,14 +81,6 @@ INDEX_FIELDS = {
     "cam_focal": "(M, 2) float64, px",
     "cam_princpt": "(M, 2) float64, px",
 }
-
-
-class InterHandFormatError(ValueError):
-    """An annotation file is missing, malformed, or has a field of the wrong shape or type."""
-
-    def __init__(self, path: Path | str, field: str, problem: str) -> None:
-        self.path, self.field = Path(path), field
-        super().__init__(f"{path}: field '{field}': {problem}")
 
 
 @dataclass(frozen=True)
@@ -119,180 +123,228 @@ def find_annotation_files(root: Path | str, split: str | None = None) -> Annotat
     return AnnotationFiles(*paths, image_prefix=prefix)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise InterHandFormatError(path, "(file)", f"not valid JSON: {err}") from None
-
-
-@dataclass(frozen=True)
-class _Record:
-    """One JSON object and where it sits, so every check can name the file and the field."""
-
-    value: Any
-    path: Path
-    where: str
-
-    def get(self, key: str) -> Any:
-        if not isinstance(self.value, dict) or key not in self.value:
-            raise InterHandFormatError(self.path, f"{self.where}.{key}", "missing")
-        return self.value[key]
-
-    def sub(self, key: str) -> _Record:
-        return _Record(self.get(key), self.path, f"{self.where}.{key}")
-
-    def fail(self, key: str, problem: str) -> InterHandFormatError:
-        return InterHandFormatError(self.path, f"{self.where}.{key}", problem)
-
-    def int(self, key: str) -> int:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-            raise self.fail(key, f"expected a non-negative integer, got {value!r}")
-        return int(value)
-
-    def flag(self, key: str) -> int:
-        value = self.get(key)
-        if value not in (0, 1):  # True and False compare equal to 1 and 0
-            raise self.fail(key, f"expected 0/1, got {value!r}")
-        return int(value)
-
-    def array(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A finite float64 array of ``shape`` (42 x [v] lists are flattened to (42,))."""
-        try:
-            arr = np.asarray(self.get(key), dtype=np.float64)
-        except (TypeError, ValueError):
-            raise self.fail(key, f"expected numbers of shape {shape}") from None
-        if arr.size != int(np.prod(shape)) or not np.all(np.isfinite(arr)):
-            raise self.fail(key, f"expected finite numbers of shape {shape}, got {arr.shape}")
-        return arr.reshape(shape)
-
-
-def _camera(cameras: _Record, capture: int, cam: str) -> Camera:
+def _camera(cameras: Record, capture: int, cam: str) -> Camera:
     """Camera ``cam`` of ``capture`` from the camera file."""
     record = cameras.sub(str(capture))
     shapes = {"campos": (3,), "camrot": (3, 3), "focal": (2,), "princpt": (2,)}
     return Camera(**{name: record.sub(name).array(cam, shape) for name, shape in shapes.items()})
 
 
+def _read_data_file(
+    files: AnnotationFiles,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[tuple[int, int], str]]:
+    """Image columns, annotation columns, and the camera-file key of each (capture, camera)
+    in order of first use.
+    """
+    path, cameras = files.data, {}
+    images = Columns(path, "images[{}]", lambda chunk: _image_columns(chunk, files, cameras))
+    annotations = Columns(path, "annotations[{}]", _annotation_columns)
+    seen = set()
+    with JsonStream(path) as stream:
+        for key in stream.members("(file)"):
+            seen.add(key)
+            if key in ("images", "annotations"):
+                columns = images if key == "images" else annotations
+                for i in stream.elements(f".{key}"):
+                    columns.add(stream.value(), i)
+            else:
+                stream.value()
+        stream.end()
+    for key in {"images", "annotations"} - seen:
+        raise InterHandFormatError(path, f".{key}", "missing")
+    return images.finish(), annotations.finish(), cameras
+
+
+def _image_columns(
+    chunk: Chunk, files: AnnotationFiles, cameras: dict[tuple[int, int], str]
+) -> dict[str, np.ndarray]:
+    """Index columns of some ``images[]`` records; adds the cameras they use first to
+    ``cameras``.
+    """
+    columns = {"image_id": chunk.ints("id")}
+    for key in ("capture", "camera", "frame_idx", "width", "height"):
+        columns[key] = _int32(chunk, key)
+    for side in ("width", "height"):
+        if not columns[side].all():
+            raise chunk.record(int(np.argmin(columns[side]))).fail(side, "must be positive")
+    names = chunk.column("file_name")
+    for j, name in enumerate(names):
+        if not isinstance(name, str) or not name:
+            raise chunk.record(j).fail("file_name", "expected a relative image path")
+    paths = [os.path.join(files.image_prefix, name).encode() for name in names]
+    columns["image_path"] = np.asarray(paths, dtype=bytes)
+    seq_names = [str(name).encode() for name in chunk.column("seq_name")]
+    columns["seq_name"] = np.asarray(seq_names, dtype=bytes)
+    has_subject = ["subject" in image for image in chunk.values]  # optional: -1 if absent
+    subjects = (
+        _int32(chunk, "subject")
+        if all(has_subject)
+        else [chunk.record(j).int("subject") if has else -1 for j, has in enumerate(has_subject)]
+    )
+    columns["subject"] = np.asarray(subjects, dtype=np.int32)
+    pairs = _pair_keys(columns["capture"], columns["camera"])
+    _, first = np.unique(pairs, return_index=True)
+    keys = chunk.column("camera")
+    for j in np.sort(first):  # the camera file names a camera as the data file does
+        cameras.setdefault((int(columns["capture"][j]), int(columns["camera"][j])), str(keys[j]))
+    return columns
+
+
+def _int32(chunk: Chunk, key: str) -> np.ndarray:
+    """(n,) int32 of :meth:`Chunk.ints` (an index column's dtype)."""
+    values = chunk.ints(key)
+    if len(values) and values.max() > np.iinfo(np.int32).max:
+        raise chunk.record(int(np.argmax(values))).fail(key, "too large for int32")
+    return values.astype(np.int32)
+
+
+def _pair_keys(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """One int64 per (high, low) pair of non-negative int32s, ordered like the pairs."""
+    return high.astype(np.int64) << 32 | low
+
+
+def _annotation_columns(chunk: Chunk) -> dict[str, np.ndarray]:
+    """Columns of some ``annotations[]`` records (hand_type as a row of _HAND_TYPE_BITS)."""
+    hand_types = chunk.column("hand_type")
+    codes = [_HAND_TYPE_CODES.get(t) if isinstance(t, str) else None for t in hand_types]
+    if None in codes:
+        j = codes.index(None)
+        raise chunk.record(j).fail(
+            "hand_type", f"expected one of {sorted(HAND_TYPES)}, got {hand_types[j]!r}"
+        )
+    return {
+        "ann_id": chunk.ints("id"),
+        "image_id": chunk.ints("image_id"),
+        "hand_type": np.asarray(codes, dtype=np.uint8),
+        "hand_type_valid": chunk.flags("hand_type_valid"),
+        "bbox": chunk.numbers("bbox", (4,)).astype(np.float32),
+        "joint_valid": chunk.numbers("joint_valid", (NUM_JOINTS,), flags=True).astype(np.uint8),
+    }
+
+
+def _first_annotations(image_ids: np.ndarray, ann_image_ids: np.ndarray, path: Path) -> np.ndarray:
+    """(N,) row of each image's first annotation (mmpose too uses only that one)."""
+    ids, first = np.unique(ann_image_ids, return_index=True)
+    pos = np.minimum(np.searchsorted(ids, image_ids), max(len(ids) - 1, 0))
+    found = ids[pos] == image_ids if len(ids) else np.zeros(len(image_ids), dtype=bool)
+    if not found.all():
+        i = int(np.argmin(found))
+        raise InterHandFormatError(
+            path, f"images[{i}].id", f"no annotation has image_id {image_ids[i]}"
+        )
+    return first[pos]
+
+
+def _read_joint_file(
+    path: Path, capture: np.ndarray, frame: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """World joints of the frames the images show, (F, 42, 3) float64 mm, and each image's
+    row in them, (N,). Only those frames are read into arrays (and checked).
+    """
+    keys, rows = np.unique(_pair_keys(capture, frame), return_inverse=True)
+    wanted = {(str(k >> 32), str(k & 0xFFFFFFFF)): row for row, k in enumerate(keys.tolist())}
+    found = Columns(
+        path,
+        ".{}.{}",
+        lambda chunk: {
+            "row": np.asarray([wanted[place] for place in chunk.places], dtype=np.int64),
+            "world_coord": chunk.numbers("world_coord", (NUM_JOINTS, 3)),
+        },
+    )
+    captures = set()
+    with JsonStream(path) as stream:
+        for c in stream.members("(file)"):
+            captures.add(c)
+            for f in stream.members(f".{c}"):
+                record = stream.value()
+                if (c, f) in wanted:
+                    found.add(record, c, f)
+        stream.end()
+    table = found.finish()
+    world = np.zeros((len(keys), NUM_JOINTS, 3))
+    world[table["row"]] = table["world_coord"]  # a repeated key: the last one wins, as in json
+    missing = np.ones(len(keys), dtype=bool)
+    missing[table["row"]] = False
+    if missing[rows].any():
+        i = int(np.argmax(missing[rows]))
+        c, f = int(capture[i]), int(frame[i])
+        raise InterHandFormatError(path, f".{c}.{f}" if str(c) in captures else f".{c}", "missing")
+    return world, rows
+
+
 def build_index(files: AnnotationFiles) -> dict[str, np.ndarray]:
     """Read the three files into the arrays of :data:`INDEX_FIELDS` (mmpose semantics).
 
-    Like mmpose, only the first annotation of each image is used (InterHand has one).
+    The data and joint files are streamed and converted :data:`CHUNK_ROWS` rows at a time,
+    so the peak memory is about the index's own size. Like mmpose, only the first annotation
+    of each image is used (InterHand has one); every annotation is checked.
     """
-    data = _Record(_read_json(files.data), files.data, "")
-    cameras = _Record(_read_json(files.camera), files.camera, "")
-    joints = _Record(_read_json(files.joint_3d), files.joint_3d, "")
-    anns_by_image: dict[int, _Record] = {}
-    for i, ann in enumerate(data.get("annotations")):
-        ann = _Record(ann, files.data, f"annotations[{i}]")
-        anns_by_image.setdefault(ann.int("image_id"), ann)
-    cols: dict[str, list] = {k: [] for k in INDEX_FIELDS}
-    cam_rows: dict[tuple[int, int], int] = {}
-    for i, image in enumerate(data.get("images")):
-        image = _Record(image, files.data, f"images[{i}]")
-        image_id, capture, frame = image.int("id"), image.int("capture"), image.int("frame_idx")
-        if image_id not in anns_by_image:
-            raise image.fail("id", f"no annotation has image_id {image_id}")
-        ann = anns_by_image[image_id]
-        camera = image.int("camera")
-        if (capture, camera) not in cam_rows:
-            cam_rows[capture, camera] = len(cam_rows)
-            cam = _camera(cameras, capture, str(image.get("camera")))
-            for name in ("campos", "camrot", "focal", "princpt"):
-                cols[f"cam_{name}"].append(getattr(cam, name))
-        hand_type = ann.get("hand_type")
-        if hand_type not in HAND_TYPES:
-            raise ann.fail("hand_type", f"expected one of {sorted(HAND_TYPES)}, got {hand_type!r}")
-        file_name = image.get("file_name")
-        if not isinstance(file_name, str) or not file_name:
-            raise image.fail("file_name", "expected a relative image path")
-        valid = ann.array("joint_valid", (NUM_JOINTS,))
-        if not np.isin(valid, (0, 1)).all():
-            raise ann.fail("joint_valid", "expected 0/1 values")
-        for side in ("width", "height"):
-            if image.int(side) == 0:
-                raise image.fail(side, "must be positive")
-            cols[side].append(image.int(side))
-        cols["image_path"].append(os.path.join(files.image_prefix, file_name).encode())
-        cols["image_id"].append(image_id)
-        cols["ann_id"].append(ann.int("id"))
-        cols["capture"].append(capture)
-        cols["subject"].append(image.int("subject") if "subject" in image.value else -1)
-        cols["seq_name"].append(str(image.get("seq_name")).encode())
-        cols["camera"].append(camera)
-        cols["frame_idx"].append(frame)
-        cols["bbox"].append(ann.array("bbox", (4,)))
-        cols["hand_type"].append(HAND_TYPES[hand_type])
-        cols["hand_type_valid"].append(ann.flag("hand_type_valid"))
-        cols["joint_valid"].append(valid)
-        frame_joints = joints.sub(str(capture)).sub(str(frame))
-        cols["joint_world"].append(frame_joints.array("world_coord", (NUM_JOINTS, 3)))
-        cols["camera_row"].append(cam_rows[capture, camera])
-    return _derive(cols)
-
-
-def _derive(cols: dict[str, list]) -> dict[str, np.ndarray]:
-    """Turn per-record lists into arrays and add the quantities derived from them."""
-    n = len(cols["image_id"])
-    index: dict[str, np.ndarray] = {
-        "image_path": np.asarray(cols["image_path"], dtype=bytes),
-        "seq_name": np.asarray(cols["seq_name"], dtype=bytes),
-        "image_id": np.asarray(cols["image_id"], dtype=np.int64),
-        "ann_id": np.asarray(cols["ann_id"], dtype=np.int64),
-        "bbox": np.asarray(cols["bbox"], dtype=np.float32).reshape(n, 4),
-        "hand_type": np.asarray(cols["hand_type"], dtype=np.uint8).reshape(n, 2),
-        "hand_type_valid": np.asarray(cols["hand_type_valid"], dtype=np.uint8),
-    }
-    for key in ("capture", "subject", "camera", "frame_idx", "width", "height", "camera_row"):
-        index[key] = np.asarray(cols[key], dtype=np.int32)
+    with cycle_collection_paused():
+        images, anns, camera_keys = _read_data_file(files)
+    cameras = Record(read_json(files.camera), files.camera, "")
+    used = [_camera(cameras, capture, key) for (capture, _), key in camera_keys.items()]
+    first = _first_annotations(images["image_id"], anns.pop("image_id"), files.data)
+    index = images | {key: value[first] for key, value in anns.items()}
+    pairs = _pair_keys(*np.array(list(camera_keys), dtype=np.int64).reshape(-1, 2).T)
+    order = np.argsort(pairs)
+    at = np.searchsorted(pairs, _pair_keys(index["capture"], index["camera"]), sorter=order)
+    index["camera_row"] = order[at].astype(np.int32)
+    index["hand_type"] = _HAND_TYPE_BITS[index["hand_type"]]
     for key, shape in (("campos", (3,)), ("camrot", (3, 3)), ("focal", (2,)), ("princpt", (2,))):
-        index[f"cam_{key}"] = np.asarray(cols[f"cam_{key}"], dtype=np.float64).reshape(-1, *shape)
+        values = [getattr(camera, key) for camera in used]
+        index[f"cam_{key}"] = np.asarray(values, dtype=np.float64).reshape(-1, *shape)
+    with cycle_collection_paused():
+        world, frame_rows = _read_joint_file(files.joint_3d, index["capture"], index["frame_idx"])
+    return _derive(index, world, frame_rows)
+
+
+def _derive(
+    index: dict[str, np.ndarray], world: np.ndarray, frame_rows: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Add the quantities derived from the read columns; world: (F, 42, 3) float64 mm of the
+    frames, frame_rows: (N,) each row's frame.
+    """
+    n, rows = len(frame_rows), index["camera_row"]
     index["grey"] = (index["camera"] // 10000 == 41).astype(np.uint8)
-    rows = index["camera_row"]
-    joint_world = np.asarray(cols["joint_world"], dtype=np.float64).reshape(n, NUM_JOINTS, 3)
-    offset = joint_world - index["cam_campos"][rows][:, None, :]
-    joint_cam = np.einsum("nij,nkj->nki", index["cam_camrot"][rows], offset)  # R (X - C)
-    valid = np.asarray(cols["joint_valid"], dtype=np.uint8).reshape(n, 2, JOINTS_PER_HAND)
+    valid = index["joint_valid"].reshape(n, 2, JOINTS_PER_HAND)
     # A hand whose wrist is not valid counts as fully invalid (mmpose and the original agree).
     valid = valid * valid[:, :, JOINTS_PER_HAND - 1 :]
     index["joint_valid"] = valid.reshape(n, NUM_JOINTS)
-    index["joint_world"] = joint_world.astype(np.float32)
-    index["joint_cam"] = joint_cam.astype(np.float32)
+    index["rel_root_valid"] = index["joint_valid"][:, ROOTS].prod(axis=1).astype(np.uint8)
     index["focal"] = index["cam_focal"][rows].astype(np.float32)
     index["princpt"] = index["cam_princpt"][rows].astype(np.float32)
-    abs_depth = joint_cam[:, ROOTS, 2]
-    index["abs_depth"] = abs_depth.astype(np.float32)
-    index["rel_root_depth"] = (abs_depth[:, 1] - abs_depth[:, 0]).astype(np.float32)
-    index["rel_root_valid"] = index["joint_valid"][:, ROOTS].prod(axis=1).astype(np.uint8)
-    return index
-
-
-def _cache_path(files: AnnotationFiles, cache_dir: Path) -> tuple[Path, str]:
-    """The cache file for ``files`` and the key of their current sizes and mtimes."""
-    sources = [files.data, files.camera, files.joint_3d]
-    where = hashlib.sha1("\n".join(str(p.resolve()) for p in sources).encode()).hexdigest()[:16]
-    stats = [(p.stat().st_size, p.stat().st_mtime_ns) for p in sources]
-    key = hashlib.sha1(repr((INDEX_VERSION, files.image_prefix, stats)).encode()).hexdigest()
-    return cache_dir / f"interhand-{where}.npz", key
+    for key in ("joint_world", "joint_cam"):
+        index[key] = np.empty((n, NUM_JOINTS, 3), dtype=np.float32)
+    index["abs_depth"] = np.empty((n, 2), dtype=np.float32)
+    index["rel_root_depth"] = np.empty(n, dtype=np.float32)
+    # In chunks: float64 copies of the whole split would double the build's peak memory.
+    for start in range(0, n, CHUNK_ROWS):
+        part, cams = slice(start, start + CHUNK_ROWS), rows[start : start + CHUNK_ROWS]
+        joint_world = world[frame_rows[part]]
+        offset = joint_world - index["cam_campos"][cams][:, None, :]
+        joint_cam = np.einsum("nij,nkj->nki", index["cam_camrot"][cams], offset)  # R (X - C)
+        index["joint_world"][part] = joint_world
+        index["joint_cam"][part] = joint_cam
+        abs_depth = joint_cam[:, ROOTS, 2]
+        index["abs_depth"][part] = abs_depth
+        index["rel_root_depth"][part] = abs_depth[:, 1] - abs_depth[:, 0]
+    return {name: index[name] for name in INDEX_FIELDS}
 
 
 def load_index(files: AnnotationFiles, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
-    """The index of ``files``, from the cache when its key matches, else built and cached."""
-    cache_path, key = _cache_path(files, cache_dir or cache_root() / "index")
-    if cache_path.is_file():
-        with np.load(cache_path) as cached:
-            if str(cached["_key"]) == key:
-                return {k: cached[k] for k in cached.files if k != "_key"}
-        log.info("%s: annotation files changed since the cache was made; rebuilding", cache_path)
-    index = build_index(files)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary file and rename, so a crash never leaves a truncated cache.
-    fd, tmp = tempfile.mkstemp(dir=cache_path.parent, suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, _key=np.array(key), **index)
-    os.replace(tmp, cache_path)
+    """The index of ``files``, memory-mapped from the cache (:mod:`minternet.index_cache`);
+    built and cached first when the files changed since, or the cache is damaged.
+
+    The arrays are read-only views of the cache files: forked DataLoader workers share their
+    pages, and opening costs milliseconds whatever the split's size.
+    """
+    sources = [files.data, files.camera, files.joint_3d]
+    salt = repr((INDEX_VERSION, files.image_prefix))
+    folder = cache_folder(sources, salt, cache_dir or cache_root() / "index")
+    index = read_cache(folder, list(INDEX_FIELDS))
+    if index is None:
+        log.info("%s: building the annotation index", files.data)
+        index = write_cache(folder, build_index(files))
     return index
 
 

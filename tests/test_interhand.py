@@ -1,15 +1,26 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import CAMERA_JSON, DATA_JSON, JOINT_JSON, load_json, write_json
 
-from minternet import Camera, InterHandDataset
-from minternet.interhand import INDEX_FIELDS, InterHandFormatError, find_annotation_files
+from minternet import Camera, InterHandDataset, interhand, json_records
+from minternet.index_cache import read_cache, write_cache
+from minternet.interhand import (
+    INDEX_FIELDS,
+    InterHandFormatError,
+    build_index,
+    find_annotation_files,
+    load_index,
+)
+from minternet.synth.plan import SynthSpec
+from minternet.synth.write import write_dataset
 
 # Values derived by mmpose's InterHand3DDataset for the four real frames, from the samples
 # README (ann id: abs_depth [A_R, A_L], rel_root_depth, rel_root_valid, bbox centre, side).
@@ -130,23 +141,172 @@ def test_v1_tree_and_flat_folder_give_the_same_index(samples_dir, tmp_path):
         InterHandDataset(tmp_path)
 
 
+def cache_folders(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.iterdir() if p.is_dir())
+
+
 def test_cache_is_reused_and_rebuilt_when_a_source_changes(flat_copy, tmp_path):
     cache = tmp_path / "cache"
     first = InterHandDataset(flat_copy, cache_dir=cache)
-    (cache_file,) = cache.glob("*.npz")
-    stamp = cache_file.stat().st_mtime_ns
+    (folder,) = cache_folders(cache)
+    legacy = folder.with_name(folder.name.rsplit("-", 1)[0] + ".npz")  # cache format 1
+    legacy.write_bytes(b"an old cache")
+    stamp = folder.stat().st_mtime_ns
     again = InterHandDataset(flat_copy, cache_dir=cache)
-    assert cache_file.stat().st_mtime_ns == stamp
+    assert cache_folders(cache) == [folder] and folder.stat().st_mtime_ns == stamp
     assert np.array_equal(again.index["joint_cam"], first.index["joint_cam"])
     data = load_json(flat_copy / DATA_JSON)
     data["annotations"][2]["hand_type_valid"] = 0
     write_json(flat_copy / DATA_JSON, data)
     changed = InterHandDataset(flat_copy, cache_dir=cache)
     assert changed.index["hand_type_valid"].tolist() == [1, 1, 0, 1]
-    assert list(cache.glob("*.npz")) == [cache_file]
+    # The old folder is replaced, not kept beside the new one (the first dataset still reads
+    # its unlinked files).
+    (rebuilt,) = cache_folders(cache)
+    assert rebuilt != folder and first.index["hand_type_valid"].tolist() == [1, 1, 1, 1]
+    assert list(cache.iterdir()) == [rebuilt]
     # Same size, new mtime: still rebuilt.
     os.utime(flat_copy / DATA_JSON, ns=(stamp, stamp))
     assert InterHandDataset(flat_copy, cache_dir=cache).index["hand_type_valid"][2] == 0
+    assert cache_folders(cache) != [rebuilt]
+
+
+def test_cached_index_is_memory_mapped_read_only_and_exact(samples_dir, tmp_path):
+    files = find_annotation_files(samples_dir)
+    built = build_index(files)
+    for opened in (load_index(files, tmp_path), load_index(files, tmp_path)):  # built, cached
+        assert list(opened) == list(INDEX_FIELDS)
+        for name, array in opened.items():
+            assert array.dtype == built[name].dtype and np.array_equal(array, built[name]), name
+            assert isinstance(array.base, np.memmap) and not array.flags.writeable, name
+            with pytest.raises(ValueError, match="read-only"):
+                array[0] = array[0]
+    dataset = InterHandDataset(samples_dir, cache_dir=tmp_path)
+    subset = dataset.select(np.array([3, 1]))
+    assert subset.index["ann_id"].tolist() == dataset.index["ann_id"][[3, 1]].tolist()
+    assert np.array_equal(subset[0]["joint_cam"], dataset[3]["joint_cam"])
+
+
+DAMAGE = {
+    "truncated": lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]),
+    "deleted": lambda f: f.unlink(),
+    "garbage": lambda f: f.write_bytes(b"not an npy file"),
+    "short": lambda f: np.save(f, np.load(f)[:2]),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_cache_is_rebuilt(samples_dir, tmp_path, damage, caplog):
+    files = find_annotation_files(samples_dir)
+    expected = {k: np.array(v) for k, v in load_index(files, tmp_path).items()}
+    (folder,) = cache_folders(tmp_path)
+    DAMAGE[damage](folder / "joint_cam.npy")
+    index = load_index(files, tmp_path)
+    assert "damaged index cache" in caplog.text
+    for name, array in expected.items():
+        assert np.array_equal(index[name], array), name
+    assert cache_folders(tmp_path) == [folder] and read_cache(folder, list(INDEX_FIELDS))
+
+
+def test_a_second_writer_of_the_same_cache_keeps_the_first_copy(samples_dir, tmp_path):
+    files = find_annotation_files(samples_dir)
+    index = load_index(files, tmp_path)
+    (folder,) = cache_folders(tmp_path)
+    again = write_cache(folder, build_index(files))  # as a process that lost the race would
+    assert list(tmp_path.iterdir()) == [folder]  # no temporary folder left behind
+    for name, array in index.items():
+        assert np.array_equal(again[name], array), name
+
+
+def test_index_of_labels_only_files_equals_the_rendered_trees(tmp_path):
+    spec = SynthSpec(seed=5, images={"train": 12}, captures=2, sequences=2, frames=3,
+                     cameras=6, views=2)
+    write_dataset(spec, tmp_path / "rendered", progress=False)
+    write_dataset(replace(spec, annotations_only=True), tmp_path / "labels", progress=False)
+    assert not (tmp_path / "labels" / "images").exists()
+    rendered = build_index(find_annotation_files(tmp_path / "rendered", "train"))
+    labels = build_index(find_annotation_files(tmp_path / "labels", "train"))
+    assert len(rendered["image_id"]) == 12
+    for name in INDEX_FIELDS:
+        assert labels[name].dtype == rendered[name].dtype, name
+        assert np.array_equal(labels[name], rendered[name]), name
+
+
+def test_chunked_reading_gives_the_same_index_and_names_the_right_record(
+    flat_copy, monkeypatch
+):
+    files = find_annotation_files(flat_copy)
+    whole = build_index(files)
+    for rows in (1, 3):
+        monkeypatch.setattr(json_records, "CHUNK_ROWS", rows)
+        monkeypatch.setattr(interhand, "CHUNK_ROWS", rows)
+        chunked = build_index(files)
+        for name in INDEX_FIELDS:
+            assert np.array_equal(chunked[name], whole[name]), (rows, name)
+    data = load_json(flat_copy / DATA_JSON)
+    data["annotations"][3]["joint_valid"][5] = ["x"]
+    write_json(flat_copy / DATA_JSON, data)
+    with pytest.raises(InterHandFormatError) as err:
+        build_index(files)
+    assert err.value.field == "annotations[3].joint_valid"
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 64])
+def test_json_stream_walks_a_file_across_any_chunk_boundary(tmp_path, chunk):
+    value = {"a": [{"x": 12345.678e-3, "y": [[1], [0]], "s": "\u00e9,]}"}, 7, -0.5, True, None],
+             "b": {"k1": {"w": [1.5, 2]}, "k2": {}}, "c": []}
+    path = write_text(tmp_path / "v.json", " \n" + json.dumps(value, indent=1) + "\n ")
+    with json_records.JsonStream(path, chunk=chunk) as stream:
+        walked = {}
+        for key in stream.members("(file)"):
+            if key == "a":
+                walked[key] = [stream.value() for _ in stream.elements(".a")]
+            elif key == "b":
+                walked[key] = {k: stream.value() for k in stream.members(".b")}
+            else:
+                walked[key] = stream.value()
+        stream.end()
+    assert walked == value
+
+
+STREAM_ERRORS = {
+    "truncated": ('{"a": [1, 2', "(file)", "not valid JSON"),
+    "missing comma": ('{"a": [1 2]}', "(file)", "not valid JSON"),
+    "extra data": ('{"a": []} []', "(file)", "extra data"),
+    "not an array": ('{"a": {"b": 1}}', ".a", "expected an array, got dict"),
+    "not UTF-8": (b'{"a": ["\xff"]}', "(file)", "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", STREAM_ERRORS)
+def test_json_stream_errors_name_the_file(tmp_path, case):
+    text, field, problem = STREAM_ERRORS[case]
+    path = tmp_path / "broken_data.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(InterHandFormatError, match=problem) as err:
+        with json_records.JsonStream(path, chunk=4) as stream:
+            for key in stream.members("(file)"):
+                for _ in stream.elements(f".{key}"):
+                    stream.value()
+            stream.end()
+    assert err.value.path == path and err.value.field == field
+
+
+def test_annotations_of_the_wrong_type_name_the_file_and_the_field(flat_copy):
+    data = load_json(flat_copy / DATA_JSON)
+    data["annotations"] = {"0": data["annotations"][0]}
+    write_json(flat_copy / DATA_JSON, data)
+    with pytest.raises(InterHandFormatError, match=f"{DATA_JSON}.*expected an array") as err:
+        InterHandDataset(flat_copy)
+    assert err.value.field == ".annotations"
+    (flat_copy / DATA_JSON).write_text(json.dumps(data)[:-40])  # cut mid-record
+    with pytest.raises(InterHandFormatError, match=f"{DATA_JSON}.*not valid JSON"):
+        InterHandDataset(flat_copy)
 
 
 def _drop(record: dict, key: str) -> None:

@@ -1,0 +1,86 @@
+"""The on-disk cache of the annotation index: a folder of uncompressed ``.npy`` files, one per
+field, opened memory-mapped (book chapter 1).
+
+Mapping instead of reading makes opening take milliseconds at any size, and the pages come
+from the kernel's page cache: every process that opens the cache, and every DataLoader worker
+forked from one, reads the same physical memory instead of holding its own copy.
+
+A folder is named by the sources' resolved paths and by a key of their sizes, mtimes and a
+caller's salt (format version, image prefix), so a changed source names a new folder. It is
+written under a temporary name and renamed, so it only ever appears complete; a folder
+damaged afterwards (a truncated or missing file) is discarded and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PREFIX = "interhand-"
+
+
+def cache_folder(sources: Sequence[Path], salt: str, cache_dir: Path) -> Path:
+    """The folder of the index of ``sources`` as they are now (see the module docstring)."""
+    where = hashlib.sha1("\n".join(str(p.resolve()) for p in sources).encode()).hexdigest()[:16]
+    stats = [(p.stat().st_size, p.stat().st_mtime_ns) for p in sources]
+    key = hashlib.sha1(repr((salt, stats)).encode()).hexdigest()[:16]
+    return cache_dir / f"{PREFIX}{where}-{key}"
+
+
+def _open(folder: Path, fields: Iterable[str]) -> dict[str, np.ndarray]:
+    """Every field of ``folder`` as a read-only array backed by its file."""
+    # Plain ndarray views of the maps: indexing them is as fast as indexing any array.
+    return {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in fields}
+
+
+def read_cache(folder: Path, fields: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The cached index in ``folder``, memory-mapped; None when there is none or it is damaged
+    (then it is deleted, so the caller rebuilds it). ``cam_*`` fields may have their own row
+    count; every other field must have the same one.
+    """
+    if not folder.is_dir():
+        return None
+    try:
+        index = _open(folder, fields)
+        rows = {len(v) for k, v in index.items() if not k.startswith("cam_")}
+        if len(rows) > 1:
+            raise ValueError(f"fields disagree on the number of rows: {sorted(rows)}")
+    except (OSError, ValueError, EOFError) as err:
+        log.warning("%s: damaged index cache (%s); rebuilding it", folder, err)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return index
+
+
+def write_cache(folder: Path, index: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Save ``index`` as ``folder`` atomically, delete older caches of the same sources, and
+    return the saved index memory-mapped (so the built arrays can be freed).
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        for name, array in index.items():
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+        tmp.rename(folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.is_dir():
+            raise  # the write failed, e.g. on a full disk
+        # Otherwise another process finished the same cache first: its copy is as good.
+    sources = folder.name.rsplit("-", 1)[0]
+    # Older keys' folders, and the single .npz file of cache format 1. Processes still
+    # mapping their files keep reading them: unlinking is safe.
+    for stale in folder.parent.glob(f"{sources}[-.]*"):
+        if stale.is_dir() and stale != folder:
+            shutil.rmtree(stale, ignore_errors=True)
+        elif stale.is_file():
+            stale.unlink(missing_ok=True)
+    return _open(folder, index)
