@@ -2,6 +2,7 @@
 
 Verbs: ``synth`` writes a synthetic InterHand2.6M tree.
 ``eval`` scores a checkpoint (or the codec's oracle) with InterHand2.6M's test metrics.
+``train`` trains InterNet (also under ``torchrun``).
 ``download`` fetches, checks and unpacks the real InterHand2.6M v1.0 (5 fps).
 """
 
@@ -271,6 +272,7 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
+    from minternet.archive import ArchiveError
     from minternet.download import DownloadError, fetch_interhand
 
     try:
@@ -287,7 +289,7 @@ def _run_download(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             log=(lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr)),
         )
-    except (DownloadError, ValueError) as err:
+    except (DownloadError, ArchiveError, ValueError) as err:
         print(f"minternet download: {err}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=1))

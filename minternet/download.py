@@ -17,7 +17,6 @@ Licence: InterHand2.6M is CC-BY-NC 4.0 (Moon et al., ECCV 2020): non-commercial 
 
 from __future__ import annotations
 
-import copy
 import errno
 import json
 import os
@@ -28,14 +27,14 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
 from minternet import hub
+from minternet.archive import JoinedFiles, unpack_annotations, unpack_tar
 from minternet.interhand import SPLITS, find_annotation_files
 
 HOMEPAGE = "https://mks0601.github.io/InterHand2.6M/"
@@ -52,7 +51,6 @@ STATE_FILE = ".minternet-download.json"
 """Written in the dataset root: what was unpacked, so a rerun does not fetch it again."""
 TIMEOUT = 60.0
 """Seconds allowed to connect and for each read stall."""
-_TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
 
 
 class DownloadError(RuntimeError):
@@ -73,10 +71,6 @@ class CorruptFileError(DownloadError):
 
 class DiskFullError(DownloadError):
     """Not enough free space, found before starting or while writing."""
-
-
-class UnsafeArchiveError(DownloadError):
-    """An archive member would land outside the dataset root."""
 
 
 def select(parts: str) -> tuple[bool, tuple[str, ...]]:
@@ -168,102 +162,6 @@ def fetch(url: str, dest: Path, md5: str | None, *, retries: int = 5, backoff: f
                         f"{kept} bytes kept in {partial}, run again to resume") from failure
 
 
-def _relocate(name: str, anchor: str, archive: str) -> str | None:
-    """Member ``name``'s path under the root: from its ``anchor`` folder on (``images`` or
-    ``annotations``), else inside ``anchor/``; None for a folder outside ``anchor``."""
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if name.startswith("/") or "\\" in name or ".." in parts or not parts:
-        raise UnsafeArchiveError(f"{archive}: member {name!r} would land outside the root")
-    if anchor in parts:
-        return "/".join(parts[parts.index(anchor):])
-    return None if name.endswith("/") else "/".join([anchor, *parts])
-
-
-def _place(member: tarfile.TarInfo, root: Path, anchor: str, archive: str
-           ) -> tarfile.TarInfo | None:
-    """``member`` renamed by :func:`_relocate`, links checked to stay inside the root, then
-    passed through tarfile's ``data`` filter where Python has it; None: skip it."""
-    name = _relocate(member.name, anchor, archive)
-    if name is None or (member.isdir() and name == anchor):
-        return None
-    placed = copy.copy(member)
-    placed.name = name
-    if member.issym():
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-        if member.linkname.startswith("/") or target.split("/")[0] == "..":
-            raise UnsafeArchiveError(f"{archive}: link {member.name!r} -> {member.linkname!r} "
-                                     "points outside the root")
-    elif member.islnk():
-        placed.linkname = _relocate(member.linkname, anchor, archive) or anchor
-    elif not (member.isfile() or member.isdir()):
-        raise UnsafeArchiveError(f"{archive}: member {member.name!r} is not a file or folder")
-    if data_filter := getattr(tarfile, "data_filter", None):
-        try:
-            return data_filter(placed, str(root))
-        except tarfile.FilterError as err:
-            raise UnsafeArchiveError(f"{archive}: {err}") from None
-    return placed
-
-
-def _blocks(paths: Iterable[Path], size: int = 1 << 20) -> Iterator[bytes]:
-    """The files' bytes back to back, in blocks of at most ``size`` bytes."""
-    for path in paths:
-        with open(path, "rb") as f:
-            yield from iter(lambda: f.read(size), b"")
-
-
-class _Joined:
-    """Files as one stream: tarfile's ``"r|"`` mode takes blocks of any size from ``read``."""
-
-    def __init__(self, paths: Iterable[Path]) -> None:
-        self._blocks = _blocks(paths)
-
-    def read(self, size: int = -1) -> bytes:
-        return next(self._blocks, b"")
-
-    def close(self) -> None:
-        self._blocks.close()
-
-
-def unpack_tar(tar: tarfile.TarFile, root: Path, anchor: str, archive: str,
-               cut_ok: bool = False) -> tuple[int, str | None]:
-    """Extract ``tar`` under ``root`` -> (files written, the member cut short at the end of
-    the stream, removed; allowed only with ``cut_ok``, for a prefix of the parts)."""
-    written = 0
-    for member in tar:
-        if (placed := _place(member, root, anchor, archive)) is None:
-            continue
-        try:
-            tar.extract(placed, root, **_TRUSTED)
-        except tarfile.ReadError as err:
-            (root / placed.name).unlink(missing_ok=True)
-            if not cut_ok:
-                raise DownloadError(f"{archive}: ends inside {member.name} ({err})") from None
-            return written, placed.name
-        written += placed.isfile()
-    return written, None
-
-
-def unpack_annotations(path: Path, root: Path) -> int:
-    """Extract the annotation archive (zip, tar, tar.gz ...) under ``root/annotations`` ->
-    files written (zipfile writes links as plain files)."""
-    if not zipfile.is_zipfile(path):
-        try:
-            with tarfile.open(path) as tar:
-                return unpack_tar(tar, root, "annotations", path.name)[0]
-        except tarfile.ReadError as err:
-            raise DownloadError(f"{path}: not a readable zip or tar archive ({err})") from None
-    written = 0
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if (name := _relocate(info.filename, "annotations", path.name)) and not info.is_dir():
-                (root / name).parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as src, open(root / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                written += 1
-    return written
-
-
 def check_space(needs: dict[Path, int]) -> None:
     """Raise :class:`DiskFullError` unless each filesystem has the bytes headed for it."""
     totals: dict[int, list[Any]] = {}
@@ -315,7 +213,8 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
     archive. ``base_url``: folder of the image parts and :data:`CHECKSUM_FILE` (or a mirror).
     ``archives``: download folder (default ``cache_root()/interhand2.6m_v1.0_5fps``), whose
     fetched files are deleted after unpacking unless ``keep_archives``. ``dry_run`` logs the
-    plan (sizes by HTTP HEAD) and returns it. Raises :class:`DownloadError` subclasses.
+    plan (sizes by HTTP HEAD) and returns it. Raises :class:`DownloadError` subclasses, and
+    :class:`~minternet.archive.ArchiveError` for an archive that is unsafe or cut short.
     """
     root, base = Path(out), base_url.rstrip("/") + "/"
     if unknown := set(splits) - set(SPLITS):
@@ -378,7 +277,7 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
     try:
         if images:
             label = f"{ARCHIVE}.part{images[0][-2:]}..{images[-1][-2:]}"
-            with closing(_Joined(store / n for n in images)) as stream, tarfile.open(
+            with closing(JoinedFiles(store / n for n in images)) as stream, tarfile.open(
                     fileobj=stream, mode="r|") as tar:
                 written, cut = unpack_tar(tar, root, "images", label, len(images) < len(PARTS))
             report["images"] = {"parts": len(images), "files": written, "cut_member": cut}

@@ -20,6 +20,7 @@ import pytest
 from minternet import download as dl
 from minternet import hub
 from minternet.__main__ import main
+from minternet.archive import UnsafeArchiveError
 from minternet.dataset import InterHandDataset
 from minternet.synth.plan import SynthSpec
 from minternet.synth.write import write_dataset
@@ -241,7 +242,7 @@ def test_member_escaping_the_root_is_refused(tmp_path: Path, kind: str) -> None:
     write_release(www, evil_tar(kind, outside), n_parts=1)
     server = Server(www)
     try:
-        with pytest.raises(dl.UnsafeArchiveError, match="outside the "):
+        with pytest.raises(UnsafeArchiveError, match="outside the "):
             run(server, tmp_path, parts="aa", annotations=None)
     finally:
         server.stop()
@@ -260,7 +261,7 @@ def test_local_annotation_archive(synth_root: Path, tmp_path: Path) -> None:
     assert files(tmp_path / "out" / "annotations") == files(synth_root / "annotations")
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
         zf.writestr("annotations/../../evil", b"evil")
-    with pytest.raises(dl.UnsafeArchiveError, match="outside the root"):
+    with pytest.raises(UnsafeArchiveError, match="outside the root"):
         dl.fetch_interhand(tmp_path / "out2", "annotations",
                            annotations=str(tmp_path / "evil.zip"), log=lambda _: None)
     assert not (tmp_path / "evil").exists()
