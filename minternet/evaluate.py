@@ -31,7 +31,7 @@ from minternet.transforms import apply_affine, inverse_crop_matrix, normalize
 Predictions = dict[str, np.ndarray]
 TABLE_COLUMNS = ("Set", "Arch", "Input Size", *(key.replace("_", "-") for key in METRIC_KEYS))
 """Set, Arch, Input Size, MPJPE-single, MPJPE-interacting, MPJPE-all, MRRPE, APh."""
-_ORACLE_BATCH = 32  # crops read per step; the dense targets are built one sample at a time
+_ORACLE_BATCH = 32  # crops read per step
 
 
 def model_codec(model: InterNet) -> HeatmapCodec:
@@ -130,26 +130,19 @@ def predict(
 def oracle_predictions(dataset: InterHandDataset, codec: HeatmapCodec) -> Predictions:
     """:func:`predict`'s output for a perfect network: the floor the codec allows.
 
-    Each crop's own keypoints become its target heatmaps (the codec's separable factors,
-    multiplied out), decoded by the same hard argmax as a model's; the root depth goes
-    through ``encode_root`` and ``decode_root``, clipped to the soft-argmax's range
+    Each crop's own keypoints become its target heatmaps, decoded by the same hard argmax as
+    a model's (:meth:`~minternet.codec.HeatmapCodec.decode_target`, which gives what decoding
+    the dense target gives without building it); the root depth goes through
+    ``encode_root`` and ``decode_root``, clipped to the soft-argmax's range
     [0, root_bins - 1]; the hand type is the GT.
     """
     _check_dataset(dataset, codec.input_size)
     chunks = []
     for batch in make_loader(dataset, _ORACLE_BATCH, shuffle=False):
-        crop = []
-        for keypoints in batch["keypoints"]:
-            fz, fy, fx = codec.factors(keypoints)
-            dense = (
-                codec.max_value * fz[:, :, None, None] * fy[:, None, :, None] * fx[:, None, None]
-            )
-            crop.append(codec.decode(dense)[0].numpy())
+        crop, _ = codec.decode_target(batch["keypoints"])
         rho, _ = codec.encode_root(batch["rel_root_depth"], batch["rel_root_valid"])
         root = codec.decode_root(rho.clamp(0, codec.root_bins - 1))
-        chunks.append(
-            _assemble(batch, np.stack(crop), batch["hand_type"].numpy() > 0, root.numpy())
-        )
+        chunks.append(_assemble(batch, crop.numpy(), batch["hand_type"].numpy() > 0, root.numpy()))
     return _concat(chunks)
 
 

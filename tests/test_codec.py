@@ -185,8 +185,13 @@ def test_decode_round_trip_on_real_frames(crops: list[dict]) -> None:
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 252), st.floats(0, 252), st.floats(-200, 199)), min_size=42,
-                max_size=42))
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 252), st.floats(0, 252), st.floats(-200, 199)),
+        min_size=42,
+        max_size=42,
+    )
+)
 def test_decode_round_trip_property(points: list) -> None:
     keypoints = np.float32(points)
     keypoints[list(ROOTS), 2] = 0
@@ -261,3 +266,31 @@ def test_small_configuration() -> None:
 def test_rejects_unknown_target() -> None:
     with pytest.raises(ValueError, match="target"):
         HeatmapCodec(target="soft")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "codec",
+    [CODEC, SMALL, HeatmapCodec(target="full"), HeatmapCodec(64, 16, 16, sigma=4.0)],
+    ids=["mmpose", "small", "full", "wide-sigma"],
+)
+def test_decode_target_equals_decoding_the_dense_target(codec: HeatmapCodec) -> None:
+    generator = torch.Generator().manual_seed(7)
+    size, bound = codec.input_size, codec.depth_bound
+    # Anywhere in and around the crop and the depth range, plus exact voxel centres (the
+    # comb, ties), the grid's edges and far outside it (factors that vanish entirely).
+    keypoints = torch.rand(6, 42, 3, generator=generator, dtype=torch.float64)
+    keypoints = keypoints * torch.tensor([1.6 * size, 1.6 * size, 1.6 * bound])
+    keypoints -= torch.tensor([0.3 * size, 0.3 * size, 0.8 * bound])
+    step = size / codec.heatmap_size
+    keypoints[0, :, :2] = torch.randint(0, codec.heatmap_size, (42, 2), generator=generator) * step
+    keypoints[1, :, :2] = torch.tensor([0.0, size - step])
+    keypoints[2, :21] = torch.tensor([-40.0 * size, 3.0 * size, 5.0 * bound])
+    fz, fy, fx = codec.factors(keypoints)
+    dense = (
+        codec.max_value * fz[..., :, None, None] * fy[..., None, :, None] * fx[..., None, None, :]
+    )
+    want_keypoints, want_scores = codec.decode(dense)
+    got_keypoints, got_scores = codec.decode_target(keypoints)
+    assert torch.equal(got_scores, want_scores)
+    assert torch.equal(got_keypoints, want_keypoints)
+    assert (want_scores <= 0).any() and (want_scores > 0).any()  # both branches exercised
