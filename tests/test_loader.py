@@ -141,3 +141,26 @@ def test_skipped_bad_images_are_counted_and_weightless(flat_copy, caplog):
     assert batch_valid.tolist() == [1, 0, 0, 1] and dataset.skipped == 2
     raw = InterHandDataset(flat_copy, on_bad_image="skip")[1]
     assert raw["sample_valid"] == 0 and raw["image"].shape == (512, 334, 3)
+
+
+def test_spawned_workers_map_the_index_instead_of_copying_it():
+    import pickle
+
+    data = Path(__file__).resolve().parents[1] / "data_samples"
+    dataset = InterHandDataset(data, "train", train=True, seed=3)
+    index_bytes = sum(column.nbytes for column in dataset.index.values())
+    blob = pickle.dumps(dataset)
+    assert len(blob) < index_bytes / 50  # file names and offsets, not the columns
+    copy = pickle.loads(blob)
+    for name, column in dataset.index.items():
+        assert copy.index[name].dtype == column.dtype
+        np.testing.assert_array_equal(copy.index[name], column)
+    # A selected subset is no longer a whole mapped file: it travels as its values.
+    subset = pickle.loads(pickle.dumps(dataset.select(np.arange(5, 9))))
+    np.testing.assert_array_equal(subset.index["image_id"], dataset.index["image_id"][5:9])
+    # Workers started by spawn give the same batches as the main process.
+    plain = next(iter(make_loader(dataset, 4, shuffle=True, seed=1)))
+    spawned = make_loader(dataset, 4, shuffle=True, seed=1, num_workers=1)
+    spawned.multiprocessing_context = "spawn"
+    batch = next(iter(spawned))
+    assert all(torch.equal(batch[k], plain[k]) for k in plain)
