@@ -251,6 +251,11 @@ def arch_name(model: InterNet) -> str:
     return f"InterNet ResNet-{config['backbone_depth']} ({grid})"
 
 
+def json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    """Metrics as plain floats, a NaN one (an empty category) as None: JSON has no NaN."""
+    return {k: None if math.isnan(v) else float(v) for k, v in metrics.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Report:
     """One evaluation: what ran on what, and the metrics (mm and a fraction)."""
@@ -266,8 +271,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """Plain values, with a NaN metric as None (JSON has no NaN)."""
-        metrics = {k: None if math.isnan(v) else v for k, v in self.metrics.items()}
-        return {**dataclasses.asdict(self), "metrics": metrics}
+        return {**dataclasses.asdict(self), "metrics": json_metrics(self.metrics)}
 
 
 def evaluate(

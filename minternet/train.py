@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from minternet.augment import MMPOSE, ORIGINAL
 from minternet.checkpoint import atomic_save, load_training_checkpoint, rng_state, set_rng_state
 from minternet.config import TrainConfig
 from minternet.dataset import InterHandDataset
-from minternet.evaluate import evaluate_model, model_codec
+from minternet.evaluate import evaluate_model, json_metrics, model_codec
 from minternet.loader import make_loader
 from minternet.losses import internet_loss
 from minternet.model import InterNet
@@ -215,8 +214,7 @@ class Trainer:
             device=self.ctx.device,
             num_workers=self.config.workers,
         )
-        # JSON has no NaN: an empty category (say, no interacting frame) is null.
-        return {k: None if math.isnan(v) else float(v) for k, v in metrics.items()}
+        return json_metrics(metrics)  # metrics.jsonl: an empty category is null
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step on one batch; returns the losses (before the step)."""
