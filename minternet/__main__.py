@@ -3,6 +3,7 @@
 Verbs: ``synth`` writes a synthetic InterHand2.6M tree.
 ``eval`` scores a checkpoint (or the codec's oracle) with InterHand2.6M's test metrics.
 ``train`` trains InterNet (also under ``torchrun``).
+``predict`` finds both hands' 2D and 3D joints in images with a trained InterNet.
 ``download`` fetches, checks and unpacks the real InterHand2.6M v1.0 (5 fps).
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -233,6 +236,95 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(
+    count: int, names: str, positive: bool = False
+) -> Callable[[str], tuple[float, ...]]:
+    """An argparse type: ``count`` comma-separated finite numbers, named ``names``."""
+
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != count or not all(map(math.isfinite, values)) or (
+            positive and min(values) <= 0
+        ):
+            kind = "positive numbers" if positive else "numbers"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {count} {kind} {names}")
+        return values
+
+    return parse
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from minternet.hub import CHECKPOINTS
+
+    p = sub.add_parser(
+        "predict",
+        help="both hands' 2D and 3D joints in images, with a trained InterNet",
+        description="Run InterNet on each image around the box enclosing both hands and write "
+        "NAME.json (keypoints, hand types, relative root depth, camera-space joints), NAME.png "
+        "(2D skeletons over the image) and NAME.html (interactive 3D view) per image.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help=f"a published checkpoint ({', '.join(CHECKPOINTS)}), an OpenMMLab URL, or a file",
+    )
+    p.add_argument(
+        "--bbox",
+        action="append",
+        type=_numbers(4, "x,y,w,h"),
+        metavar="X,Y,W,H",
+        help="px box enclosing both hands; once for all images or once per image "
+        "(default: the whole image, with a warning)",
+    )
+    p.add_argument("--focal", type=_numbers(2, "fx,fy", positive=True), metavar="FX,FY",
+                   help="focal length, px (default: 1.2 x the longer image side)")
+    p.add_argument("--princpt", type=_numbers(2, "cx,cy"), metavar="CX,CY",
+                   help="principal point, px (default: the image centre)")
+    p.add_argument("--root-depth", type=_numbers(1, "(mm)", positive=True), metavar="MM",
+                   help="camera depth of the right wrist, mm (default 1000)")
+    p.add_argument("--flip-test", action="store_true",
+                   help="average with the outputs of the mirrored crop")
+    p.add_argument("--out", default="predictions", help="folder for the outputs")
+    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from minternet.evaluate import load_checkpoint
+    from minternet.predict import check_bbox, load_image, predict, write_outputs
+
+    boxes = args.bbox or [None]
+    if len(boxes) not in (1, len(args.images)):
+        print(f"minternet predict: {len(boxes)} --bbox for {len(args.images)} images: give one "
+              "for all or one per image", file=sys.stderr)
+        return 2
+    boxes = boxes * len(args.images) if len(boxes) == 1 else boxes
+    try:
+        images = {path: load_image(path) for path in args.images}
+        for (path, image), box in zip(images.items(), boxes, strict=True):
+            if box is None:
+                print(f"minternet predict: {path}: no --bbox, so the whole image is taken as the "
+                      "box around the hands", file=sys.stderr)
+            else:
+                check_bbox(box, image.shape[1], image.shape[0], f"{path}: --bbox")
+        model = load_checkpoint(args.checkpoint, args.device)
+    except (OSError, ValueError) as err:
+        print(f"minternet predict: {err}", file=sys.stderr)
+        return 2
+    for (path, image), box in zip(images.items(), boxes, strict=True):
+        result = predict(model, image, box, focal=args.focal, princpt=args.princpt,
+                         root_depth=args.root_depth[0] if args.root_depth else None,
+                         flip_test=args.flip_test, source=path)
+        written = write_outputs(result, image, args.out, Path(path).stem)
+        print(json.dumps({"image": path, **{k: str(v) for k, v in written.items()},
+                          "hand_present": result.hand_present.tolist()}))
+    return 0
+
+
 def _add_download(sub: argparse._SubParsersAction) -> None:
     from minternet.download import OFFICIAL_URL
 
@@ -303,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_eval(sub)
     _add_train(sub)
     _add_download(sub)
+    _add_predict(sub)
     args = parser.parse_args(argv)
     return args.run(args)
 

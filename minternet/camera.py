@@ -37,6 +37,18 @@ def _stack(parts: list[Array]) -> Array:
     return np.stack(parts, axis=-1)
 
 
+def back_project(
+    uv: np.ndarray, depth: np.ndarray, focal: np.ndarray, princpt: np.ndarray
+) -> np.ndarray:
+    """Pixels (..., 2) and camera depth Z (...) mm -> camera points (..., 3) mm, float64:
+    X = (u - cx) Z / fx, Y = (v - cy) Z / fy. ``focal`` and ``princpt`` (..., 2) px
+    broadcast against ``uv`` (give per-image ones as (N, 1, 2) for (N, K, 2) points).
+    """
+    uv, depth = np.asarray(uv, dtype=np.float64), np.asarray(depth, dtype=np.float64)
+    xy = (uv - np.asarray(princpt, dtype=np.float64)) / np.asarray(focal, dtype=np.float64)
+    return np.concatenate([xy * depth[..., None], depth[..., None]], axis=-1)
+
+
 @dataclass(frozen=True)
 class Camera:
     """One calibrated InterHand2.6M camera.

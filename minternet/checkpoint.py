@@ -1,16 +1,23 @@
-"""Checkpoint files that are never half-written, and the random state a resumed run needs
-(book chapter 8).
+"""Checkpoint files that are read safely and never half-written, and the random state a
+resumed run needs (book chapters 6, 8 and 10).
 
 A training checkpoint is an mmpose-layout file (``state_dict`` + ``meta``, readable by
 :func:`minternet.convert.load_mmpose_checkpoint`) with the rest of the training state next
 to it: ``optimizer``, ``scheduler``, ``scaler`` and ``rng``, and ``meta["train"]`` saying
 where in the schedule it was written. Everything in it is tensors and plain containers, so it
 loads with ``torch.load(..., weights_only=True)``.
+
+Files from elsewhere (mmpose's published checkpoints) are read by :func:`load_file`, which
+allows exactly the few types mmengine and mmcv write into ``meta`` besides tensors: numpy
+arrays, scalars and dtypes, and ``collections.Counter`` (in a scheduler's state). Anything
+else is refused before it is built, so no code in a file ever runs.
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -18,6 +25,60 @@ from typing import Any
 
 import numpy as np
 import torch
+
+try:  # numpy >= 2 moved numpy.core to numpy._core; files written by numpy 1 name the old one
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # pragma: no cover - numpy 1
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
+
+_NUMPY_DTYPES = "?bhilqBHILQefdFDUS"  # bool, integers, floats, complex, str, bytes; no objects
+SAFE_GLOBALS: list[Any] = [
+    np.ndarray,
+    np.dtype,
+    *dict.fromkeys(type(np.dtype(code)) for code in _NUMPY_DTYPES),
+    _multiarray._reconstruct,
+    _multiarray.scalar,
+    (_multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+    (_multiarray.scalar, "numpy.core.multiarray.scalar"),
+    collections.Counter,
+]
+"""What :func:`load_file` lets a file build besides tensors and plain containers: numpy
+arrays, scalars and dtypes of plain numbers and text (under numpy 1's and 2's names), and the
+``Counter`` of a MultiStepLR's milestones. None of them runs code of the file's choosing."""
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A file that asks to build objects :func:`load_file` does not allow (``names``)."""
+
+    def __init__(self, path: str | os.PathLike[str], names: list[str], detail: str) -> None:
+        listed = ", ".join(names) if names else detail
+        super().__init__(
+            f"{os.fspath(path)}: refused, it holds objects other than tensors, plain containers "
+            f"and numpy arrays ({listed}); nothing in it was run. If you trust the file, load it "
+            "yourself and save only its state dict."
+        )
+        self.names = names
+
+
+def load_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
+    """A checkpoint's contents, read with ``torch.load(..., weights_only=True)`` and only
+    the extra types of :data:`SAFE_GLOBALS`.
+
+    Raises:
+        UnsafeCheckpointError: the file asks for any other global (named in the message).
+    """
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # a file too broken to list: the message keeps torch's reason
+            names = []
+        allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS if callable(g)}
+        allowed |= {g[1] for g in SAFE_GLOBALS if isinstance(g, tuple)}
+        refused = [name for name in names if name not in allowed]
+        raise UnsafeCheckpointError(path, refused, str(err).splitlines()[-1]) from None
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -76,7 +137,7 @@ def load_training_checkpoint(
         ValueError: naming the file, when it lacks the training state (e.g. a converted
             mmpose checkpoint, which can be evaluated or fine-tuned but not resumed).
     """
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = load_file(path, map_location)
     missing = [k for k in ("state_dict", "optimizer", "scheduler", "rng") if k not in ckpt]
     if "train" not in (ckpt.get("meta") or {}):
         missing.append("meta.train")

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # the codec only reads a model's sizes; it never runs one
+    from minternet.model import InterNet
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -57,6 +60,17 @@ class HeatmapCodec:
     def __post_init__(self) -> None:
         if self.target not in ("mmpose", "full"):
             raise ValueError(f"target must be 'mmpose' or 'full', not {self.target!r}")
+
+    @classmethod
+    def for_model(cls, model: InterNet) -> HeatmapCodec:
+        """The codec that matches ``model``'s input size, heatmap grid and root bins."""
+        config = model.config
+        return cls(
+            input_size=model.input_size,
+            heatmap_size=config["heatmap_size"],
+            depth_bins=config["depth_bins"],
+            root_bins=config["root_bins"],
+        )
 
     @property
     def shape(self) -> tuple[int, int, int]:

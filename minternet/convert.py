@@ -7,20 +7,21 @@ mmpose 0.x used the same sub-module names (``right_hand_head.deconv_layers``, ``
 Every load here is strict: each key of the file is used and each tensor of the model filled,
 otherwise :class:`CheckpointMismatchError` names the offending keys.
 
-Files are read with ``torch.load(..., weights_only=True)``, which refuses arbitrary pickled
-objects; a file holding more than tensors and plain containers raises with a hint.
+Files are read by :func:`minternet.checkpoint.load_file` (``weights_only=True``), which
+refuses arbitrary pickled objects; a file holding more than tensors, plain containers and
+numpy arrays raises :class:`~minternet.checkpoint.UnsafeCheckpointError` naming them.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from minternet.checkpoint import load_file
 from minternet.model import InterNet
 from minternet.skeleton import JOINTS_PER_HAND
 
@@ -41,18 +42,6 @@ _SHOWN = 20  # names listed per kind of mismatch; the rest are counted
 
 class CheckpointMismatchError(ValueError):
     """A state dict that does not fit the model: missing, unexpected or wrongly shaped keys."""
-
-
-def _torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
-    """``torch.load`` restricted to tensors and plain containers, with a clearer error."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f"{os.fspath(path)} holds objects other than tensors and plain containers, so it "
-            "is not read (weights_only=True); if the file is trusted, load it yourself and "
-            f"save only its state dict. torch said: {str(err).splitlines()[0]}"
-        ) from err
 
 
 def _names(keys: list[str]) -> str:
@@ -137,7 +126,7 @@ def load_mmpose_checkpoint(
     Raises:
         CheckpointMismatchError: the keys or shapes do not fit (names listed).
     """
-    ckpt = _torch_load(path, map_location)
+    ckpt = load_file(path, map_location)
     state = ckpt.get("state_dict", ckpt)
     meta = ckpt.get("meta") or {}
     state = {
@@ -177,7 +166,7 @@ def load_torchvision_backbone(
     if isinstance(path_or_state_dict, Mapping):
         state, source = dict(path_or_state_dict), "state_dict"
     else:
-        state, source = _torch_load(path_or_state_dict), f"file:{os.fspath(path_or_state_dict)}"
+        state, source = load_file(path_or_state_dict), f"file:{os.fspath(path_or_state_dict)}"
     model.backbone.load_torchvision_state_dict(state)
     model.backbone.pretrained_loaded, model.backbone.weights_source = True, source
 
@@ -194,7 +183,7 @@ def load_original_snapshot(path: str | os.PathLike[str], map_location: Any = "cp
     Raises:
         CheckpointMismatchError: keys left over or missing after renaming (names listed).
     """
-    ckpt = _torch_load(path, map_location)
+    ckpt = load_file(path, map_location)
     state: StateDict = {}
     for key, value in ckpt.get("network", ckpt).items():
         key = key.removeprefix("module.")

@@ -33,7 +33,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-from minternet import hub
+from minternet import hub, transfer
 from minternet.archive import JoinedFiles, unpack_annotations, unpack_tar
 from minternet.interhand import SPLITS, find_annotation_files
 
@@ -137,9 +137,9 @@ def fetch(url: str, dest: Path, md5: str | None, *, retries: int = 5, backoff: f
     for attempt in range(retries + 1):
         time.sleep(backoff * attempt)
         try:
-            return hub.download(url, dest, md5=md5, resume=True, timeout=timeout,
+            return transfer.download(url, dest, md5=md5, resume=True, timeout=timeout,
                                 progress=progress)
-        except hub.ChecksumError as err:
+        except transfer.ChecksumError as err:
             raise CorruptFileError(
                 f"{dest.name}: md5 {err.actual} differs from {err.expected} in the checksum "
                 f"file; the download from {url} was deleted, run again to fetch it anew") from None
@@ -147,7 +147,7 @@ def fetch(url: str, dest: Path, md5: str | None, *, retries: int = 5, backoff: f
             if missing := _http_failure(err, url):
                 raise missing from None
             if err.code == 416:  # the kept bytes are not a prefix of the file: start over
-                hub.partial_path(dest).unlink(missing_ok=True)
+                transfer.partial_path(dest).unlink(missing_ok=True)
             failure = err
         except OSError as err:
             if err.errno == errno.ENOSPC:
@@ -156,7 +156,7 @@ def fetch(url: str, dest: Path, md5: str | None, *, retries: int = 5, backoff: f
             failure = err
         except HTTPException as err:
             failure = err
-    partial = hub.partial_path(dest)
+    partial = transfer.partial_path(dest)
     kept = partial.stat().st_size if partial.exists() else 0
     raise TransferError(f"{url}: transfer failed {retries + 1} times (last: {failure!r}); "
                         f"{kept} bytes kept in {partial}, run again to resume") from failure
@@ -238,7 +238,7 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
         elif not local.is_file():
             raise DownloadError(f"{local}: annotation archive not found")
     sizes = {name: remote_size(url, timeout) for name, url in urls.items()}
-    have = {n: max([p.stat().st_size for p in (store / n, hub.partial_path(store / n))
+    have = {n: max([p.stat().st_size for p in (store / n, transfer.partial_path(store / n))
                     if p.is_file()], default=0) for n in urls}
     to_fetch = sum(max(s - have[n], 0) for n, s in sizes.items() if s is not None)
     to_unpack = sum(s or 0 for s in sizes.values()) + (local.stat().st_size if local and
@@ -266,7 +266,7 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
         if name in images and name not in sums:
             raise DownloadError(f"{name}: not listed in {base + CHECKSUM_FILE}")
         dest, md5 = store / name, sums.get(name)
-        if dest.is_file() and md5 and hub.file_digest(dest, "md5") != md5:
+        if dest.is_file() and md5 and transfer.file_digest(dest, "md5") != md5:
             log(f"{dest}: md5 differs from the checksum file; deleted, fetching it again")
             dest.unlink()
         if not dest.is_file():

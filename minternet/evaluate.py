@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from minternet import hub
 from minternet.codec import HeatmapCodec
 from minternet.convert import load_mmpose_checkpoint
 from minternet.dataset import InterHandDataset
@@ -35,14 +36,9 @@ _ORACLE_BATCH = 32  # crops read per step
 
 
 def model_codec(model: InterNet) -> HeatmapCodec:
-    """The codec that matches ``model``'s input size, heatmap grid and root bins."""
-    config = model.config
-    return HeatmapCodec(
-        input_size=model.input_size,
-        heatmap_size=config["heatmap_size"],
-        depth_bins=config["depth_bins"],
-        root_bins=config["root_bins"],
-    )
+    """The codec that matches ``model``'s input size, heatmap grid and root bins
+    (:meth:`HeatmapCodec.for_model`)."""
+    return HeatmapCodec.for_model(model)
 
 
 def _check_dataset(dataset: InterHandDataset, input_size: int) -> None:
@@ -91,12 +87,14 @@ def predict(
     batch_size: int = 32,
     device: str | torch.device | None = None,
     num_workers: int = 0,
+    flip_test: bool = False,
 ) -> Predictions:
     """Decoded predictions of ``model`` on every crop of ``dataset``, in row order.
 
     ``dataset`` is ``InterHandDataset(..., train=False, input_size=model.input_size)``.
     ``device`` defaults to where the model's parameters are; another one moves the model
     there. The model runs in eval mode in float32 and is put back in its previous mode.
+    ``flip_test`` averages each crop's outputs with its mirror's (:meth:`InterNet.flip_test`).
 
     Returns numpy arrays over the N samples: ``keypoints`` (N, 42, 3) float32, original-image
     px u, v and z mm relative to the joint's wrist; ``hand_type`` (N, 2) bool [right, left];
@@ -112,7 +110,8 @@ def predict(
     try:
         with torch.no_grad():
             for batch in make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers):
-                out = model(normalize(batch["image"].to(device, non_blocking=True)))
+                images = normalize(batch["image"].to(device, non_blocking=True))
+                out = model.flip_test(images) if flip_test else model(images)
                 crop, _ = codec.decode(out.heatmaps.float())
                 chunks.append(
                     _assemble(
@@ -219,10 +218,12 @@ def load_checkpoint(
     checkpoint: str | os.PathLike[str], device: str | torch.device | None = None
 ) -> InterNet:
     """:func:`~minternet.convert.load_mmpose_checkpoint` on ``device`` (default: CUDA when
-    available, else the CPU).
+    available, else the CPU). ``checkpoint`` is a file, or a published checkpoint's name or
+    URL (:func:`minternet.hub.checkpoint_file` fetches and verifies it).
 
     Raises:
-        FileNotFoundError: no such file (the path is named).
+        FileNotFoundError: no such file (the path is named), or a published checkpoint that
+            can be neither found nor downloaded (:class:`~minternet.hub.WeightsUnavailableError`).
         ValueError: the file is not a checkpoint of tensors, its weights do not fit, or the
             device is unknown or unavailable.
     """
@@ -234,7 +235,9 @@ def load_checkpoint(
         raise ValueError(f"unknown device {device!r}: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but CUDA is not available")
-    if not Path(checkpoint).is_file():
+    if hub.is_checkpoint_reference(checkpoint):
+        checkpoint = hub.checkpoint_file(os.fspath(checkpoint))
+    elif not Path(checkpoint).is_file():
         raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
     try:
         model = load_mmpose_checkpoint(checkpoint)

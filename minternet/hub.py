@@ -1,7 +1,8 @@
-"""Fetch the InterHand2.6M sample frames that the book and the tests run on.
+"""Verified downloads: the InterHand2.6M sample frames and mmpose's published InterNet weights.
 
-Four real frames (JPEG, 334x512 or 512x334 px) and their three annotation files: the
-unit-test fixture of OpenMMLab mmpose, ``tests/data/interhand2.6m/`` at commit :data:`COMMIT`.
+The sample frames (book chapter 1): four real frames (JPEG, 334x512 or 512x334 px) and
+their three annotation files, the unit-test fixture of OpenMMLab mmpose,
+``tests/data/interhand2.6m/`` at commit :data:`COMMIT`.
 
 Licence: the content is InterHand2.6M's (Moon et al., ECCV 2020), CC-BY-NC 4.0, non-commercial
 only, though mmpose is Apache-2.0; so it goes to a user cache and never into this repository.
@@ -10,19 +11,22 @@ Sources, first that works wins: ``$MINTERNET_SAMPLES``; the cache
 ``$MINTERNET_CACHE/interhand2.6m_samples`` (default root ``~/.cache/minternet``); a download
 into that cache; an offline copy ``../shared/samples/interhand2.6m_mmpose_tests`` beside the
 repository or beside a parent of the working directory. Every file is sha256-checked.
+
+The published checkpoints (book chapter 10): :data:`CHECKPOINTS`, by short name, fetched by
+:func:`checkpoint_file` into ``$MINTERNET_CACHE/weights`` and checked against the sha256
+prefix that OpenMMLab writes into each file name.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import os
-import tempfile
-import urllib.request
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from http.client import HTTPException
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from minternet.transfer import TIMEOUT, ChecksumError, download, file_digest
 
 COMMIT = "759b39c13fea6ba094afc1fa932f51dc1b11cbf9"
 BASE_URL = f"https://raw.githubusercontent.com/open-mmlab/mmpose/{COMMIT}/tests/data/interhand2.6m/"
@@ -40,35 +44,8 @@ SAMPLES_SHA256: dict[str, str] = {n: d for d, n in map(str.split, _SHA256SUMS.sp
 ENV_SAMPLES = "MINTERNET_SAMPLES"
 ENV_CACHE = "MINTERNET_CACHE"
 OFFLINE_COPY = Path("..", "shared", "samples", "interhand2.6m_mmpose_tests")
-TIMEOUT = 5.0
-"""Seconds allowed to connect and for each read stall, so an offline machine fails fast."""
-
-
-class ChecksumError(ValueError):
-    """A file's digest differs from the pinned one (``path``, ``expected``, ``actual`` in hex;
-    ``algorithm`` is the hashlib name, sha256 unless told)."""
-
-    def __init__(self, path: Path, expected: str, actual: str, source: str = "",
-                 algorithm: str = "sha256") -> None:
-        where = f"{source}: " if source else ""
-        super().__init__(
-            f"{where}{algorithm} mismatch for {path}: expected {expected}, got {actual}"
-        )
-        self.path, self.expected, self.actual, self.algorithm = path, expected, actual, algorithm
-
-
 class SamplesNotFoundError(FileNotFoundError):
     """No source could provide the sample files."""
-
-
-def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256",
-                chunk_size: int = 1 << 20) -> str:
-    """Hex digest (hashlib ``algorithm``) of a file, read in ``chunk_size``-byte blocks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
@@ -79,73 +56,6 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
 def cache_root() -> Path:
     """``$MINTERNET_CACHE``, or ``~/.cache/minternet`` when unset."""
     return Path(os.environ.get(ENV_CACHE) or "~/.cache/minternet").expanduser()
-
-
-def partial_path(dest: str | os.PathLike[str]) -> Path:
-    """The file a resumable :func:`download` of ``dest`` grows in: ``dest`` + ``.part``."""
-    dest = Path(dest)
-    return dest.with_name(dest.name + ".part")
-
-
-def download(url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
-             timeout: float = TIMEOUT, progress: bool = True, chunk_size: int = 1 << 16,
-             md5: str | None = None, resume: bool = False) -> Path:
-    """Stream ``url`` to ``dest``; ``dest`` only ever appears complete and verified.
-
-    Bytes go to a temporary file in ``dest``'s folder (same filesystem, so the final
-    :func:`os.replace` is atomic) and are hashed on the way. Without ``resume`` it is a hidden
-    file, deleted on any failure. With ``resume`` it is :func:`partial_path`, kept after a
-    failed transfer: the next call asks for the rest with an HTTP ``Range`` request and starts
-    over when the server ignores it (status 200 instead of 206). ``sha256`` and ``md5`` are
-    expected hex digests, checked when given; a mismatch deletes the temporary file. Raises
-    :class:`ConnectionError` when the body is shorter than its Content-Length or the server
-    answers another range, :class:`ChecksumError` on a digest mismatch, and
-    ``urllib.error.URLError`` / :class:`OSError` on network and disk errors.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if resume:
-        tmp = partial_path(dest)
-        have = tmp.stat().st_size if tmp.exists() else 0
-    else:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        tmp, have = Path(tmp_name), 0
-    expected = {name: hexd for name, hexd in (("sha256", sha256), ("md5", md5)) if hexd}
-    digests = {name: hashlib.new(name) for name in expected}
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    keep = resume
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            start = have if resp.status == 206 else 0
-            if start and not resp.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
-                raise ConnectionError(f"{url}: asked for bytes {have}- but got "
-                                      f"{resp.headers.get('Content-Range')!r}")
-            length = resp.headers.get("Content-Length")
-            total = start + int(length) if length is not None else None
-            with open(tmp, "r+b" if start else "w+b") as out, tqdm(
-                    total=total, initial=start, unit="B", unit_scale=True, desc=dest.name,
-                    disable=not progress, leave=False) as bar:
-                for block in iter(lambda: out.read(chunk_size), b""):  # the kept bytes, if any
-                    for digest in digests.values():
-                        digest.update(block)
-                while block := resp.read(chunk_size):
-                    out.write(block)
-                    for digest in digests.values():
-                        digest.update(block)
-                    bar.update(len(block))
-        # http.client returns b"" instead of raising when the peer hangs up early.
-        if total is not None and (size := tmp.stat().st_size) != total:
-            raise ConnectionError(f"{url}: connection closed after {size} of {total} bytes")
-        for name, hexd in expected.items():
-            if (actual := digests[name].hexdigest()) != hexd:
-                keep = False
-                raise ChecksumError(dest, hexd, actual, source=url, algorithm=name)
-        os.replace(tmp, dest)
-    finally:
-        if not keep:
-            tmp.unlink(missing_ok=True)
-    return dest
 
 
 def default_offline_dirs() -> list[Path]:
@@ -212,3 +122,150 @@ def interhand_samples(
         f"{[str(d) for d in dirs]} (none exist). Set {ENV_SAMPLES} to a folder holding the "
         f"seven files ({', '.join(SAMPLES_SHA256)}), or connect to the internet and call again."
     ) from failure
+
+
+WEIGHTS_URL = "https://download.openmmlab.com"
+"""Where OpenMMLab serves its checkpoints; ``$MINTERNET_WEIGHTS_URL`` replaces it (a mirror)."""
+ENV_WEIGHTS_URL = "MINTERNET_WEIGHTS_URL"
+ENV_WEIGHTS = "MINTERNET_WEIGHTS"
+"""A folder already holding checkpoint files under their own names (machines offline)."""
+_NAME_DIGEST = re.compile(r"-([0-9a-f]{8})_\d{8}\.pth$")  # OpenMMLab: NAME-<sha256[:8]>_<date>.pth
+
+
+class WeightsUnavailableError(FileNotFoundError):
+    """A published checkpoint could be neither found locally nor downloaded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedCheckpoint:
+    """A checkpoint file OpenMMLab publishes, and the numbers it is published with.
+
+    ``results`` maps a set ("test (H+M)", "val (M)") to MPJPE_single, MPJPE_interacting,
+    MPJPE_all and MRRPE in mm and APh as a fraction, as the model zoo lists them.
+    """
+
+    name: str
+    url: str
+    results: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def sha256_prefix(self) -> str:
+        """The 8 hex digits of the file's sha256 that its name carries."""
+        if not (found := _NAME_DIGEST.search(self.filename)):
+            raise ValueError(f"{self.url}: the file name carries no '-<8 hex digits>_<date>.pth' "
+                             "sha256 prefix, so the download cannot be verified")
+        return found.group(1)
+
+    def source(self) -> str:
+        """The URL to fetch from: :attr:`url` with ``$MINTERNET_WEIGHTS_URL`` in place of
+        :data:`WEIGHTS_URL` when set."""
+        mirror = os.environ.get(ENV_WEIGHTS_URL)
+        if mirror and self.url.startswith(WEIGHTS_URL + "/"):
+            return mirror.rstrip("/") + self.url[len(WEIGHTS_URL) :]
+        return self.url
+
+
+def _results(single: float, interacting: float, every: float, mrrpe: float, aph: float
+             ) -> dict[str, float]:
+    keys = ("MPJPE_single", "MPJPE_interacting", "MPJPE_all", "MRRPE", "APh")
+    return dict(zip(keys, (single, interacting, every, mrrpe, aph), strict=True))
+
+
+CHECKPOINTS: dict[str, PublishedCheckpoint] = {
+    c.name: c
+    for c in (
+        PublishedCheckpoint(
+            "mmpose-1.x",
+            f"{WEIGHTS_URL}/mmpose/v1/hand_3d_keypoint/internet/interhand3d/"
+            "internet_res50_interhand3d-d6ff20d6_20230913.pth",
+            {"test (H+M)": _results(9.69, 13.72, 11.86, 29.27, 0.99),
+             "val (M)": _results(11.30, 15.57, 13.36, 32.15, 0.98)},
+        ),
+        PublishedCheckpoint(
+            "mmpose-0.x",
+            f"{WEIGHTS_URL}/mmpose/hand3d/internet/"
+            "res50_intehand3dv1.0_all_256x256-42b7f2ac_20210702.pth",
+            {"test (H+M)": _results(9.47, 13.40, 11.59, 29.28, 0.99),
+             "val (M)": _results(11.22, 15.23, 13.16, 31.73, 0.98)},
+        ),
+    )
+}
+"""mmpose's published InterNet-ResNet-50 checkpoints (256 x 256, 64^3) by short name."""
+
+
+def _matches(path: Path, prefix: str) -> bool:
+    return file_digest(path).startswith(prefix)
+
+
+def checkpoint_file(
+    checkpoint: str | PublishedCheckpoint,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    timeout: float = TIMEOUT,
+    progress: bool = True,
+    attempts: int = 3,
+) -> Path:
+    """The verified local file of a published checkpoint: a name of :data:`CHECKPOINTS`, an
+    OpenMMLab URL whose file name carries its sha256 prefix, or a :class:`PublishedCheckpoint`.
+
+    ``$MINTERNET_WEIGHTS``, when set, is the folder that must hold the file. Otherwise the
+    file is looked for in ``cache_dir`` (default ``cache_root() / "weights"``) and, if absent
+    or not matching, downloaded there from :meth:`PublishedCheckpoint.source`, resuming a cut
+    transfer (``attempts`` in all). Nothing is returned unverified.
+
+    Raises:
+        ChecksumError: the file's sha256 does not start with the prefix in its name (a
+            downloaded file is deleted).
+        WeightsUnavailableError: no local file and no download; says what to put where.
+    """
+    if isinstance(checkpoint, str):
+        checkpoint = CHECKPOINTS.get(checkpoint) or _from_url(checkpoint)
+    prefix = checkpoint.sha256_prefix
+    if folder := os.environ.get(ENV_WEIGHTS):
+        path = Path(folder).expanduser() / checkpoint.filename
+        if not path.is_file():
+            raise WeightsUnavailableError(
+                f"${ENV_WEIGHTS}={folder} has no {checkpoint.filename}: download it from "
+                f"{checkpoint.url} and put it there, or unset {ENV_WEIGHTS} to download it")
+        if not _matches(path, prefix):
+            raise ChecksumError(path, prefix, file_digest(path)[:8], source=f"${ENV_WEIGHTS}")
+        return path
+    cache = Path(cache_dir) if cache_dir is not None else cache_root() / "weights"
+    dest = cache / checkpoint.filename
+    if dest.is_file() and _matches(dest, prefix):
+        return dest
+    dest.unlink(missing_ok=True)
+    url = checkpoint.source()
+    for attempt in range(1, attempts + 1):
+        try:
+            return download(url, dest, prefix, timeout=timeout, progress=progress, resume=True)
+        except ConnectionError:  # cut off mid-file: the next attempt resumes the .part file
+            if attempt < attempts:
+                continue
+            failure: Exception = ConnectionError(f"cut off {attempts} times")
+        except (OSError, HTTPException) as err:
+            failure = err
+        break
+    raise WeightsUnavailableError(
+        f"checkpoint {checkpoint.name} needs {checkpoint.filename}, which could not be "
+        f"downloaded from {url} ({failure}). On a machine with network access, download it "
+        f"from {checkpoint.url} and put it in {cache} or in a folder named by ${ENV_WEIGHTS}"
+    ) from failure
+
+
+def _from_url(url: str) -> PublishedCheckpoint:
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"{url!r} is neither a published checkpoint ({', '.join(CHECKPOINTS)}) "
+                         "nor a URL")
+    checkpoint = PublishedCheckpoint(url.rsplit("/", 1)[-1], url)
+    checkpoint.sha256_prefix  # noqa: B018 - refuse a URL that cannot be verified, early
+    return checkpoint
+
+
+def is_checkpoint_reference(value: str | os.PathLike[str]) -> bool:
+    """Whether ``value`` names a published checkpoint or a URL rather than a local path."""
+    return isinstance(value, str) and (value in CHECKPOINTS or "://" in value)

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from minternet.camera import back_project
 from minternet.skeleton import (
     FINGER_OF_JOINT,
     FINGERS,
@@ -78,16 +79,6 @@ def _validated(**arrays: ArrayLike) -> list[np.ndarray]:
     return out
 
 
-def _back_project(
-    uv: np.ndarray, depth: np.ndarray, focal: np.ndarray, princpt: np.ndarray
-) -> np.ndarray:
-    """Pixels (N, K, 2) and camera depth (N, K) mm -> camera points (N, K, 3) mm, float64,
-    with per-sample intrinsics focal, princpt (N, 2) px.
-    """
-    xy = (uv - princpt[:, None]) / focal[:, None] * depth[..., None]
-    return np.concatenate([xy, depth[..., None]], axis=-1)
-
-
 def joint_errors(
     pred_keypoints: ArrayLike,
     gt_joint_cam: ArrayLike,
@@ -121,7 +112,9 @@ def joint_errors(
         )
     )
     # GT wrist depth of each joint's own hand turns relative z into camera Z.
-    points = _back_project(pred[..., :2], pred[..., 2] + depth[:, HAND_OF_JOINT], focal, princpt)
+    points = back_project(
+        pred[..., :2], pred[..., 2] + depth[:, HAND_OF_JOINT], focal[:, None], princpt[:, None]
+    )
     roots = list(ROOT_OF_JOINT)
     diff = (points - points[:, roots]) - (gt - gt[:, roots])
     mask = valid > 0
@@ -166,7 +159,9 @@ def root_errors(
     right, left = ROOTS
     # The quirk: the left wrist is placed at A_R + delta, not at its own A_L.
     base = np.stack([depth[:, 0], depth[:, 0] + delta], axis=1)
-    wrists = _back_project(pred[:, ROOTS, :2], base + pred[:, ROOTS, 2], focal, princpt)
+    wrists = back_project(
+        pred[:, ROOTS, :2], base + pred[:, ROOTS, 2], focal[:, None], princpt[:, None]
+    )
     diff = (wrists[:, 1] - wrists[:, 0]) - (gt[:, left] - gt[:, right])
     mask = hand_type.all(axis=1) & (valid[:, right] > 0) & (valid[:, left] > 0)
     errors = np.where(mask, np.linalg.norm(diff, axis=-1), np.nan).astype(np.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -57,3 +59,63 @@ def load_tool(name: str, folder: str = "book/tools") -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class Server:
+    """A threaded HTTP server over ``root`` that answers HEAD and GET, honours ``Range`` unless
+    ``ignore_range``, logs (method, file, Range header), and for a file in ``drop`` sends half
+    of the body and hangs up (``drop[name]`` times)."""
+
+    def __init__(self, root: Path, ignore_range: bool = False) -> None:
+        self.root, self.ignore_range = root, ignore_range
+        self.drop: dict[str, int] = {}
+        self.log: list[tuple[str, str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                server.answer(self)
+
+            def do_GET(self) -> None:
+                server.answer(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/release/"
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        name, asked = handler.path.rsplit("/", 1)[-1], handler.headers.get("Range")
+        self.log.append((handler.command, name, asked))
+        path = self.root / name
+        if not path.is_file():
+            handler.send_error(404)
+            return
+        data, start = path.read_bytes(), 0
+        if asked and not self.ignore_range:
+            start = int(asked.removeprefix("bytes=").split("-")[0])
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            handler.send_response(200)
+        body = data[start:]
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if handler.command == "GET":
+            if self.drop.get(name, 0) > 0:
+                self.drop[name] -= 1
+                body = body[: len(body) // 2]
+                handler.close_connection = True
+            handler.wfile.write(body)
+
+    def gets(self, name: str | None = None) -> list[tuple[str, str, str | None]]:
+        return [r for r in self.log if r[0] == "GET" and name in (None, r[1])]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()

@@ -7,18 +7,17 @@ import functools
 import hashlib
 import io
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import Server
 
 from minternet import download as dl
-from minternet import hub
+from minternet import transfer
 from minternet.__main__ import main
 from minternet.archive import UnsafeArchiveError
 from minternet.dataset import InterHandDataset
@@ -27,65 +26,6 @@ from minternet.synth.write import write_dataset
 
 SPLITS = ("train", "test")
 WRAPPER = "InterHand2.6M_5fps_batch1"  # the official tar nests images/ one folder down
-
-
-class Server:
-    """A threaded HTTP server over ``root`` that answers HEAD and GET, honours ``Range`` unless
-    ``ignore_range``, logs (method, file, Range header), and for a file in ``drop`` sends half
-    of the body and hangs up (``drop[name]`` times)."""
-
-    def __init__(self, root: Path, ignore_range: bool = False) -> None:
-        self.root, self.ignore_range = root, ignore_range
-        self.drop: dict[str, int] = {}
-        self.log: list[tuple[str, str, str | None]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_HEAD(self) -> None:
-                server.answer(self)
-
-            def do_GET(self) -> None:
-                server.answer(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/release/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def answer(self, handler: BaseHTTPRequestHandler) -> None:
-        name, asked = handler.path.rsplit("/", 1)[-1], handler.headers.get("Range")
-        self.log.append((handler.command, name, asked))
-        path = self.root / name
-        if not path.is_file():
-            handler.send_error(404)
-            return
-        data, start = path.read_bytes(), 0
-        if asked and not self.ignore_range:
-            start = int(asked.removeprefix("bytes=").split("-")[0])
-            handler.send_response(206)
-            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            handler.send_response(200)
-        body = data[start:]
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        if handler.command == "GET":
-            if self.drop.get(name, 0) > 0:
-                self.drop[name] -= 1
-                body = body[: len(body) // 2]
-                handler.close_connection = True
-            handler.wfile.write(body)
-
-    def gets(self, name: str | None = None) -> list[tuple[str, str, str | None]]:
-        return [r for r in self.log if r[0] == "GET" and name in (None, r[1])]
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 @pytest.fixture(scope="session")
@@ -181,7 +121,7 @@ def test_transfer_failing_every_retry_keeps_the_partial_file(
     with pytest.raises(dl.TransferError, match=rf"{part}: transfer failed 3 times") as info:
         run(server, tmp_path, retries=2)
     assert "run again to resume" in str(info.value)
-    assert hub.partial_path(tmp_path / "archives" / part).is_file()
+    assert transfer.partial_path(tmp_path / "archives" / part).is_file()
     assert not (tmp_path / "out" / "images").exists()
     run(server, tmp_path)  # the server recovered: the next run resumes and finishes
     assert server.gets(part)[-1][2] is not None
@@ -197,7 +137,7 @@ def test_corrupt_part_is_reported_deleted_and_never_unpacked(
     with pytest.raises(dl.CorruptFileError, match=rf"{part}: md5 .* differs"):
         run(server, tmp_path)
     left = [p.name for p in (tmp_path / "archives").iterdir()]
-    assert part not in left and hub.partial_path(part).name not in left
+    assert part not in left and transfer.partial_path(part).name not in left
     assert not (tmp_path / "out" / "images").exists()
 
 
@@ -283,10 +223,10 @@ def test_disk_filling_up_while_writing(
         def write(self, data: Any) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(hub, "open", functools.partial(Full, closefd=True), raising=False)
+    monkeypatch.setattr(transfer, "open", functools.partial(Full, closefd=True), raising=False)
     with pytest.raises(dl.DiskFullError, match=r"CHECKSUM: disk full while downloading"):
         run(server, tmp_path)
-    monkeypatch.delattr(hub, "open")
+    monkeypatch.delattr(transfer, "open")
 
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

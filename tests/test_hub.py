@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from minternet import hub
+from minternet import hub, transfer
 
 SAMPLES = Path(__file__).parents[2] / "shared" / "samples" / "interhand2.6m_mmpose_tests"
 UNREACHABLE = "http://127.0.0.1:9/"  # discard port: nothing listens, connect is refused
@@ -140,7 +140,7 @@ def test_connection_closed_mid_file(served: Path, tmp_path: Path) -> None:
     try:
         dest = tmp_path / "one" / "test_interhand2.6m_joint_3d.json"
         with pytest.raises(ConnectionError, match="closed after"):
-            hub.download(srv.url + dest.name, dest, progress=False)
+            transfer.download(srv.url + dest.name, dest, progress=False)
         assert list(dest.parent.iterdir()) == []
         cache = tmp_path / "cache"
         with pytest.raises(hub.SamplesNotFoundError, match="closed after"):
