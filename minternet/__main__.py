@@ -310,7 +310,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                 print(f"minternet predict: {path}: no --bbox, so the whole image is taken as the "
                       "box around the hands", file=sys.stderr)
             else:
-                check_bbox(box, image.shape[1], image.shape[0], f"{path}: --bbox")
+                check_bbox(box, image.shape[1], image.shape[0], path, "--bbox")
         model = load_checkpoint(args.checkpoint, args.device)
     except (OSError, ValueError) as err:
         print(f"minternet predict: {err}", file=sys.stderr)

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from minternet import viz
 from minternet.camera import back_project
 from minternet.codec import HeatmapCodec
 from minternet.model import InterNet
@@ -94,23 +92,24 @@ class Prediction:
         return values
 
 
-def check_bbox(bbox: Sequence[float], width: int, height: int, source: str = "image") -> np.ndarray:
+def check_bbox(bbox: Sequence[float], width: int, height: int, source: str = "image",
+               name: str = "bbox") -> np.ndarray:
     """``bbox`` [x, y, w, h] px as a (4,) float64 array, checked against a ``width`` x
     ``height`` image.
 
     Raises:
-        ValueError: naming ``source`` and the box, when it has not 4 finite numbers, a width
+        ValueError: "SOURCE: NAME x,y,w,h ..." when the box has not 4 finite numbers, a width
             or height <= 0, or does not overlap the image at all.
     """
     box = np.asarray(bbox, dtype=np.float64).reshape(-1)
     text = ",".join(f"{v:g}" for v in box)
     if box.shape != (4,) or not np.isfinite(box).all():
-        raise ValueError(f"{source}: bbox {text} is not four finite numbers x,y,w,h")
+        raise ValueError(f"{source}: {name} {text} is not four finite numbers x,y,w,h")
     x, y, w, h = box
     if w <= 0 or h <= 0:
-        raise ValueError(f"{source}: bbox {text} has a width or height <= 0")
+        raise ValueError(f"{source}: {name} {text} has a width or height <= 0")
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise ValueError(f"{source}: bbox {text} lies outside the {width}x{height} image")
+        raise ValueError(f"{source}: {name} {text} lies outside the {width}x{height} image")
     return box
 
 
@@ -171,7 +170,11 @@ def predict(
         model.train(was_training)
     keypoints, _ = codec.decode(out.heatmaps.float())
     uvz = keypoints[0].cpu().numpy().astype(np.float64)
-    uvz[:, :2] = apply_affine(inverse_crop_matrix(centre, scale, 0.0, codec.input_size), uvz[:, :2])
+    # Back to the image through the box as a training sample stores it (float32, as mmpose),
+    # so the result is exactly what evaluation computes for the same box.
+    inverse = inverse_crop_matrix(centre.astype(np.float32), float(np.float32(scale)), 0.0,
+                                  codec.input_size)
+    uvz[:, :2] = apply_affine(inverse, uvz[:, :2])
     logits = out.hand_logits[0].float()
     present = codec.decode_hand_type(logits).cpu().numpy()
     rel_root = float(codec.decode_root(out.root_depth[0, 0].float()).cpu())
@@ -216,6 +219,11 @@ def write_outputs(prediction: Prediction, image: np.ndarray, out: str | os.PathL
     """``NAME.json`` (:meth:`Prediction.to_json`), ``NAME.png`` (2D skeletons of the hands
     judged present, or of both if neither is, over the image) and ``NAME.html`` (their
     interactive 3D view, camera space; plotly.js written once beside it) in ``out``."""
+    # Drawing needs matplotlib and plotly: imported here, so `import minternet` stays light.
+    import matplotlib.pyplot as plt
+
+    from minternet import viz
+
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {kind: folder / f"{name}.{kind}" for kind in ("json", "png", "html")}
