@@ -309,6 +309,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         bad_images=args.bad_images,
     )
     print(results_table([report]))
+    if report.skipped_images:
+        print(
+            f"minternet eval: {report.skipped_images} undecodable images skipped, counted in "
+            "no metric",
+            file=sys.stderr,
+        )
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
