@@ -510,6 +510,13 @@ def test_zip_links_and_links_already_in_the_root_are_refused(tmp_path: Path) -> 
     for path in (tmp_path / "plain.zip", tar):
         with pytest.raises(UnsafeArchiveError, match="through the link"):
             archive.unpack_annotations(path, root)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as chain:  # through --annotations as well
+        add_path_max_chain(chain)
+    (tmp_path / "chain.tar").write_bytes(buffer.getvalue())
+    with pytest.raises(UnsafeArchiveError, match="is a link"):
+        archive.unpack_annotations(tmp_path / "chain.tar", tmp_path / "out3")
+    assert not list(tmp_path.rglob("PWNED.txt"))
     (root / "annotations" / "x.json").symlink_to(outside / "x.json")
     leaf = annotation_archive(tmp_path / "leaf.tar", {"annotations/x.json": b"{}"})
     with pytest.raises(UnsafeArchiveError, match="which is a link"):

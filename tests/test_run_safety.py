@@ -2,7 +2,7 @@
 a failing validation, settings ignored on resume, duplicate epochs, unreadable files as
 tracebacks, loose arguments, temporaries left behind.
 
-Runs use a 16-image synthetic tree and a ResNet-18 at 64 x 64 (as ``test_train``).
+Runs use ``test_train``'s synthetic tree and its ResNet-18 at 64 x 64.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import test_train
 import torch
 from test_train import SMALL, options
 
@@ -22,19 +23,10 @@ from minternet.checkpoint import atomic_save, load_training_checkpoint
 from minternet.config import TINY, TrainConfig
 from minternet.convert import load_mmpose_checkpoint, save_mmpose_checkpoint
 from minternet.model import SMALL_CONFIG, InterNet
-from minternet.synth.plan import SynthSpec
-from minternet.synth.write import write_dataset
 from minternet.train import train
 
 ONE_EPOCH = {**SMALL, "epochs": "1", "batch_size": "8"}
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tree")
-    spec = SynthSpec(images={"train": 16, "val": 4}, captures=1, sequences=2, frames=4)
-    write_dataset(spec, root, workers=1, progress=False)
-    return root
+tree = test_train.tree  # the same synthetic tree fixture
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +100,7 @@ def test_undecodable_validation_images_are_skipped_and_counted(
     json_path = tmp_path / "eval.json"
     assert cli_main([*args, "--bad-images", "skip", "--json", str(json_path)]) == 0
     report = json.loads(json_path.read_text())
-    assert report["skipped_images"] == 1 and report["samples"] == 4
+    assert report["skipped_images"] == 1 and report["samples"] == 8
 
 
 @pytest.mark.slow
@@ -120,7 +112,9 @@ def test_resume_applies_and_records_lr_milestones_and_gamma(
         f.write(json.dumps({"epoch": 2, "stale": True}) + "\n" + '{"epoch": 3, "tr')
     changed = TINY.replace({**ONE_EPOCH, "epochs": "2", "lr": "1e-4", "milestones": "1"})
     changed = changed.replace({"gamma": "0.5"})
+    (run / ".last.pth.k1ll3d.tmp").write_bytes(b"left by a kill during a save")
     history = train(changed, tree, run, resume=True, progress=False, device="cpu")
+    assert not (run / ".last.pth.k1ll3d.tmp").exists()
     assert [h["epoch"] for h in history] == epochs(run) == [1, 2]
     record = history[-1]
     assert "stale" not in record
