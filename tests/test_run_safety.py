@@ -253,3 +253,16 @@ def test_checkpoint_meta_outside_sane_ranges_is_refused(tmp_path: Path) -> None:
     torch.save(ckpt, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match=r"partial\.pth: model settings must be"):
         load_mmpose_checkpoint(tmp_path / "partial.pth")
+
+
+def test_internal_errors_keep_their_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from minternet import evaluate
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("a bug, not the user's input")
+
+    monkeypatch.setattr(evaluate, "evaluate", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        cli_main(["eval", "--oracle", "--data", str(tmp_path)])
