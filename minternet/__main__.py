@@ -5,6 +5,10 @@ Verbs: ``synth`` writes a synthetic InterHand2.6M tree.
 ``train`` trains InterNet (also under ``torchrun``).
 ``predict`` finds both hands' 2D and 3D joints in images with a trained InterNet.
 ``download`` fetches, checks and unpacks the real InterHand2.6M v1.0 (5 fps).
+
+Arguments are checked as they are parsed. An error in what a user gave (a file, a field, an
+argument) ends the verb with one line naming it and exit status 2; an internal error keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +24,74 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
+def _integer(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _folder(text: str) -> str:
+    """An argparse type: a folder that exists or can be created (nothing on its way is a file)."""
+    path = Path(text).expanduser()
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "is" if place == path else f"is under {place}, which is"
+                raise argparse.ArgumentTypeError(f"{text} {where} a file, not a folder")
+            break
+    return text
+
+
+def _output_file(text: str) -> str:
+    """An argparse type: a file that can be written (not a folder, not under a file)."""
+    if Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    _folder(str(Path(text).expanduser().parent))
+    return text
+
+
+def _device(text: str) -> str:
+    """An argparse type: a torch device that this machine has (cpu, cuda[:N], mps)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device (e.g. cpu, cuda:0)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine has {count} CUDA device(s); use cpu or another index"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{text}: only cpu, cuda[:N] and mps are supported")
+    return text
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     from minternet.synth.plan import SynthSpec
 
@@ -30,8 +102,10 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         description="Write a synthetic dataset in InterHand2.6M's v1.0 layout: "
         "images/{split}/... and annotations/{split}/InterHand2.6M_{split}_*.json.",
     )
-    p.add_argument("--out", required=True, help="dataset root to write (created if missing)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="same seed, same bytes")
+    p.add_argument(
+        "--out", required=True, type=_folder, help="dataset root to write (created if missing)"
+    )
+    p.add_argument("--seed", type=_integer(0), default=defaults.seed, help="same seed, same bytes")
     for split, count in defaults.images.items():
         p.add_argument(
             f"--{split}",
@@ -77,21 +151,17 @@ def _run_synth(args: argparse.Namespace) -> int:
     from minternet.synth.write import write_dataset
 
     images = {s: getattr(args, s) for s in ("train", "val", "test") if getattr(args, s) > 0}
-    try:
-        spec = SynthSpec(
-            seed=args.seed,
-            images=images,
-            captures=args.captures,
-            sequences=args.sequences,
-            frames=args.frames,
-            cameras=args.cameras,
-            views=args.views,
-            jpeg_quality=args.jpeg_quality,
-            annotations_only=args.annotations_only,
-        )
-    except ValueError as err:
-        print(f"minternet synth: {err}", file=sys.stderr)
-        return 2
+    spec = SynthSpec(
+        seed=args.seed,
+        images=images,
+        captures=args.captures,
+        sequences=args.sequences,
+        frames=args.frames,
+        cameras=args.cameras,
+        views=args.views,
+        jpeg_quality=args.jpeg_quality,
+        annotations_only=args.annotations_only,
+    )
     start = time.perf_counter()
     counts = write_dataset(spec, args.out, workers=args.workers, progress=not args.quiet)
     seconds = time.perf_counter() - start
@@ -122,9 +192,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", choices=sorted(CONFIGS), default="tiny", help="base settings")
     p.add_argument("--data", required=True, help="dataset root (v1.0 layout)")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, metrics.jsonl)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pth if any")
-    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)")
+    p.add_argument(
+        "--out", required=True, type=_folder, help="run folder (checkpoints, metrics.jsonl)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pth")
+    p.add_argument(
+        "--device", type=_device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for field in dataclasses.fields(TrainConfig):
         p.add_argument(
@@ -161,9 +235,6 @@ def _run_train(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             device=args.device,
         )
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"minternet train: {err}", file=sys.stderr)
-        return 2
     except NonFiniteLossError as err:
         print(f"minternet train: {err}", file=sys.stderr)
         return 3
@@ -192,15 +263,28 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         choices=("train", "val", "test"),
         help="split of a v1.0 tree (default test); none for a flat folder",
     )
-    p.add_argument("--json", metavar="OUT.json", help="also write the metrics and run details")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument(
+        "--json",
+        metavar="OUT.json",
+        type=_output_file,
+        help="also write the metrics and run details",
+    )
+    p.add_argument("--batch-size", type=_integer(1), default=32)
+    p.add_argument(
+        "--device", type=_device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
+    )
+    p.add_argument("--workers", type=_integer(0), default=0, help="DataLoader worker processes")
     p.add_argument(
         "--missing-images",
         choices=("raise", "drop"),
         default="raise",
         help="samples whose image file is absent: stop (default) or leave them out",
+    )
+    p.add_argument(
+        "--bad-images",
+        choices=("raise", "skip"),
+        default="raise",
+        help="images that exist but cannot be decoded: stop (default), or skip and count them",
     )
     p.add_argument(
         "--protocol",
@@ -214,21 +298,24 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from minternet.evaluate import evaluate, results_table
 
-    try:
-        report = evaluate(
-            args.data,
-            args.split,
-            checkpoint=args.checkpoint,
-            batch_size=args.batch_size,
-            device=args.device,
-            num_workers=args.workers,
-            protocol=args.protocol,
-            missing_images=args.missing_images,
-        )
-    except (OSError, ValueError) as err:
-        print(f"minternet eval: {err}", file=sys.stderr)
-        return 2
+    report = evaluate(
+        args.data,
+        args.split,
+        checkpoint=args.checkpoint,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.workers,
+        protocol=args.protocol,
+        missing_images=args.missing_images,
+        bad_images=args.bad_images,
+    )
     print(results_table([report]))
+    if report.skipped_images:
+        print(
+            f"minternet eval: {report.skipped_images} undecodable images skipped, counted in "
+            "no metric",
+            file=sys.stderr,
+        )
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
@@ -288,8 +375,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="camera depth of the right wrist, mm (default 1000)")
     p.add_argument("--flip-test", action="store_true",
                    help="average with the outputs of the mirrored crop")
-    p.add_argument("--out", default="predictions", help="folder for the outputs")
-    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)")
+    p.add_argument("--out", type=_folder, default="predictions", help="folder for the outputs")
+    p.add_argument("--device", type=_device, default=None,
+                   help="e.g. cpu or cuda:0 (default: CUDA if any)")
     p.set_defaults(run=_run_predict)
 
 
@@ -326,7 +414,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _add_download(sub: argparse._SubParsersAction) -> None:
-    from minternet.download import OFFICIAL_URL
+    from minternet.download import DEADLINE, OFFICIAL_URL
 
     p = sub.add_parser(
         "download",
@@ -335,7 +423,9 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
         "an annotation archive), resume cut transfers, check every md5, unpack safely into "
         "images/ and annotations/, and verify the tree.",
     )
-    p.add_argument("--out", required=True, help="dataset root to fill (created if missing)")
+    p.add_argument(
+        "--out", required=True, type=_folder, help="dataset root to fill (created if missing)"
+    )
     p.add_argument(
         "--parts",
         default="all",
@@ -351,11 +441,23 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
         "--base-url", default=OFFICIAL_URL, help="folder URL of the image parts and CHECKSUM"
     )
     p.add_argument(
-        "--archives", help="download folder (default: interhand2.6m_v1.0_5fps in the cache)"
+        "--archives",
+        type=_folder,
+        help="download folder (default: interhand2.6m_v1.0_5fps in the cache)",
     )
     p.add_argument("--keep-archives", action="store_true", help="keep archives after unpacking")
     p.add_argument("--splits", default="train,val,test", help="splits to verify")
-    p.add_argument("--retries", type=int, default=5, help="resumed retries of a failed transfer")
+    p.add_argument(
+        "--retries", type=_integer(0), default=5, help="resumed retries of a failed transfer"
+    )
+    p.add_argument(
+        "--deadline",
+        type=_seconds,
+        default=DEADLINE,
+        metavar="SECONDS",
+        help=f"time allowed for all transfers, however slow (default {DEADLINE:.0f}); a rerun "
+        "resumes",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="print the files and disk needed; fetch nothing"
     )
@@ -364,26 +466,22 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from minternet.archive import ArchiveError
-    from minternet.download import DownloadError, fetch_interhand
+    from minternet.download import fetch_interhand
 
-    try:
-        report = fetch_interhand(
-            args.out,
-            args.parts,
-            annotations=args.annotations,
-            base_url=args.base_url,
-            archives=args.archives,
-            splits=[s for s in args.splits.split(",") if s],
-            keep_archives=args.keep_archives,
-            dry_run=args.dry_run,
-            retries=args.retries,
-            progress=not args.quiet,
-            log=(lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr)),
-        )
-    except (DownloadError, ArchiveError, ValueError) as err:
-        print(f"minternet download: {err}", file=sys.stderr)
-        return 2
+    report = fetch_interhand(
+        args.out,
+        args.parts,
+        annotations=args.annotations,
+        base_url=args.base_url,
+        archives=args.archives,
+        splits=[s for s in args.splits.split(",") if s],
+        keep_archives=args.keep_archives,
+        dry_run=args.dry_run,
+        retries=args.retries,
+        deadline=args.deadline,
+        progress=not args.quiet,
+        log=(lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr)),
+    )
     print(json.dumps(report, indent=1))
     return 0
 
@@ -397,7 +495,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_download(sub)
     _add_predict(sub)
     args = parser.parse_args(argv)
-    return args.run(args)
+    from minternet.archive import ArchiveError
+    from minternet.download import DownloadError
+
+    try:
+        return args.run(args)
+    except (ValueError, OSError, ArchiveError, DownloadError) as err:
+        # What a user gave is wrong (a file, a field, an argument): one line naming it.
+        print(f"minternet {args.verb}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -99,6 +100,16 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that saves of ``path`` killed mid-write left behind
+    (``.NAME.*.tmp`` beside it; one process writes a run's checkpoints) -> those deleted."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def rng_state() -> dict[str, Any]:
@@ -134,10 +145,18 @@ def load_training_checkpoint(
     """A training checkpoint's contents, read with ``weights_only=True``.
 
     Raises:
-        ValueError: naming the file, when it lacks the training state (e.g. a converted
-            mmpose checkpoint, which can be evaluated or fine-tuned but not resumed).
+        ValueError: naming the file, when it is not a readable checkpoint (truncated, not a
+            torch file) or lacks the training state (e.g. a converted mmpose checkpoint,
+            which can be evaluated or fine-tuned but not resumed).
     """
-    ckpt = load_file(path, map_location)
+    try:
+        ckpt = load_file(path, map_location)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as err:
+        # What torch.load raises for a truncated file, random bytes or foreign objects.
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{os.fspath(path)}: not a readable checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("meta") or {}, dict):
+        raise ValueError(f"{os.fspath(path)}: not a minternet training checkpoint")
     missing = [k for k in ("state_dict", "optimizer", "scheduler", "rng") if k not in ckpt]
     if "train" not in (ckpt.get("meta") or {}):
         missing.append("meta.train")

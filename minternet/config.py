@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,25 @@ MODEL_FIELDS = (
     "deconv_layers",
 )
 """The fields that are :class:`minternet.model.InterNet`'s arguments."""
+MODEL_RANGES = {
+    "backbone_depth": (18, 50),
+    "heatmap_size": (1, 256),
+    "depth_bins": (1, 256),
+    "root_bins": (1, 1024),
+    "deconv_channels": (1, 4096),
+    "deconv_layers": (0, 5),
+}
+"""Sane bounds of each model setting read from a file (a checkpoint's meta, a config.json):
+beyond them a model would not fit in memory, or could not be InterNet."""
+INT_RANGES = {
+    "batch_size": (1, 1 << 16),
+    "workers": (0, 256),
+    "val_samples": (0, 1 << 40),
+    "epochs": (0, 1 << 20),
+    "checkpoint_steps": (0, 1 << 40),
+    "seed": (0, (1 << 63) - 1),
+}
+"""Bounds of the other integer settings (0: off, for val_samples and checkpoint_steps)."""
 CHOICES = {
     "augmentation": ("mmpose", "original", "none"),
     "amp": ("auto", "bf16", "fp16", "off"),
@@ -31,12 +52,34 @@ CHOICES = {
 }
 
 
+def check_model_settings(values: Mapping[str, Any], source: str) -> dict[str, int]:
+    """``values`` as InterNet arguments (:data:`MODEL_FIELDS`), each an int in
+    :data:`MODEL_RANGES` (``backbone_depth`` 18, 34 or 50).
+
+    Raises:
+        ValueError: naming ``source`` (a file, or "settings") and the field.
+    """
+    if not isinstance(values, Mapping) or set(values) != set(MODEL_FIELDS):
+        keys = sorted(values) if isinstance(values, Mapping) else type(values).__name__
+        raise ValueError(f"{source}: model settings must be {', '.join(MODEL_FIELDS)}, got {keys}")
+    for name in MODEL_FIELDS:
+        low, high = MODEL_RANGES[name]
+        value = values[name]
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"{source}: {name}={value!r} is not an integer in {low}..{high}")
+    if values["backbone_depth"] not in (18, 34, 50):
+        raise ValueError(f"{source}: backbone_depth={values['backbone_depth']} is not 18, 34, 50")
+    return dict(values)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run's settings; the defaults are ``PAPER``.
 
     Model: ``backbone_depth`` ... ``deconv_layers`` are :class:`~minternet.model.InterNet`'s
-    arguments; ``pretrained`` starts the backbone from torchvision's ImageNet weights.
+    arguments; ``pretrained`` starts the backbone from torchvision's ImageNet weights: "auto"
+    falls back to random weights with a warning when they cannot be fetched, True stops the
+    run instead, False never tries.
 
     Data: ``train_split``; ``val_split`` ("" for none); ``augmentation`` ("mmpose",
     "original" or "none"); ``batch_size`` and ``workers`` per process; ``val_samples`` (0:
@@ -57,7 +100,7 @@ class TrainConfig:
     """
 
     backbone_depth: int = 50
-    pretrained: bool = True
+    pretrained: bool | str = "auto"
     heatmap_size: int = 64
     depth_bins: int = 64
     root_bins: int = 64
@@ -87,8 +130,28 @@ class TrainConfig:
                 raise ValueError(
                     f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}"
                 )
-        if self.batch_size < 1 or self.epochs < 0 or self.workers < 0:
-            raise ValueError("batch_size must be at least 1, epochs and workers not negative")
+        if self.pretrained not in (True, False, "auto"):
+            raise ValueError(f"pretrained must be true, false or auto, not {self.pretrained!r}")
+        check_model_settings(self.model_kwargs(), "settings")
+        for name, (low, high) in INT_RANGES.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in {low}..{high}, not {value!r}")
+        for name, high in (("lr", 1.0), ("gamma", 1.0)):
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not (math.isfinite(value) and 0 < value <= high):
+                raise ValueError(f"{name} must be a number in (0, {high:g}], not {value!r}")
+        for name in ("train_split", "val_split"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a split name, not {getattr(self, name)!r}")
+        for name in ("val_at_start", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        steps = self.milestones
+        if not all(type(m) is int and 0 < m <= INT_RANGES["epochs"][1] for m in steps) or list(
+            steps
+        ) != sorted(set(steps)):
+            raise ValueError(f"milestones must be increasing epochs (>= 1), not {steps!r}")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainConfig:
@@ -97,11 +160,14 @@ class TrainConfig:
         Raises:
             ValueError: naming the file, when it is not a configuration of this version.
         """
-        values = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
         try:
+            values = json.loads(text)
             return cls(**{**values, "milestones": tuple(values.get("milestones", ()))})
-        except TypeError as err:
-            raise ValueError(f"{os.fspath(path)}: not a training configuration ({err})") from None
+        except (TypeError, ValueError, AttributeError, RecursionError) as err:
+            raise ValueError(
+                f"{os.fspath(path)}: not a valid training configuration ({err})"
+            ) from None
 
     def model_kwargs(self) -> dict[str, int]:
         """The InterNet arguments (see :data:`MODEL_FIELDS`)."""
@@ -121,7 +187,9 @@ class TrainConfig:
                 raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
             default = getattr(self, name)
             try:
-                if isinstance(default, bool):
+                if name == "pretrained" and text.lower() == "auto":
+                    values[name] = "auto"
+                elif isinstance(default, bool) or name == "pretrained":
                     if text.lower() not in ("true", "false", "1", "0"):
                         raise ValueError("expected true or false")
                     values[name] = text.lower() in ("true", "1")

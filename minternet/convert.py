@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from minternet.checkpoint import load_file
+from minternet.config import check_model_settings
 from minternet.model import InterNet
 from minternet.skeleton import JOINTS_PER_HAND
 
@@ -136,6 +137,8 @@ def load_mmpose_checkpoint(
     config = meta.get("minternet") or _config_from_state(state)
     if heatmap_size is not None:
         config = {**config, "heatmap_size": heatmap_size}
+    # Sizes from a file are untrusted: a meta asking for 10^6 heatmap px would fill memory.
+    config = check_model_settings(config, os.fspath(path))
     model = InterNet(pretrained=False, **config)
     load_strict(model, state)
     return model.eval()

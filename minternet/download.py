@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import posixpath
+import re
 import shutil
 import string
 import tarfile
@@ -34,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from minternet import hub, transfer
-from minternet.archive import JoinedFiles, unpack_annotations, unpack_tar
+from minternet.archive import (
+    MAX_MEMBERS,
+    Budget,
+    JoinedFiles,
+    unpack_annotations,
+    unpack_tar,
+)
 from minternet.interhand import SPLITS, find_annotation_files
 
 HOMEPAGE = "https://mks0601.github.io/InterHand2.6M/"
@@ -51,6 +58,8 @@ STATE_FILE = ".minternet-download.json"
 """Written in the dataset root: what was unpacked, so a rerun does not fetch it again."""
 TIMEOUT = 60.0
 """Seconds allowed to connect and for each read stall."""
+DEADLINE = 48 * 3600.0
+"""Seconds allowed for all the transfers of one run (81.7 GB at 0.5 MB/s); a rerun resumes."""
 
 
 class DownloadError(RuntimeError):
@@ -102,11 +111,17 @@ def select(parts: str) -> tuple[bool, tuple[str, ...]]:
 
 def parse_checksums(text: str, source: str) -> dict[str, str]:
     """md5sum output (``<hex>  <name>`` lines, ``*`` binary marks allowed) -> {name: hex}."""
-    try:
-        return {posixpath.basename(name.lstrip("*")): digest.lower()
-                for digest, name in (line.split() for line in text.splitlines() if line.strip())}
-    except ValueError:
-        raise DownloadError(f"{source}: not a list of '<md5>  <name>' lines") from None
+    sums = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not re.fullmatch(r"[0-9a-fA-F]{32}", fields[0]):
+            raise DownloadError(f"{source}: line {number} is not '<32 hex digits>  <name>': "
+                                f"{line[:80]!r}; the checksum file is damaged, so nothing can "
+                                "be verified against it")
+        sums[posixpath.basename(fields[1].lstrip("*"))] = fields[0].lower()
+    return sums
 
 
 def _http_failure(err: urllib.error.HTTPError, url: str) -> DownloadError | None:
@@ -130,15 +145,22 @@ def remote_size(url: str, timeout: float = TIMEOUT) -> int | None:
 
 
 def fetch(url: str, dest: Path, md5: str | None, *, retries: int = 5, backoff: float = 2.0,
-          timeout: float = TIMEOUT, progress: bool = True) -> Path:
+          timeout: float = TIMEOUT, progress: bool = True, size: int | None = None,
+          deadline: float | None = None) -> Path:
     """``url`` -> ``dest``, md5-checked, resuming ``dest``'s ``.part`` file on each retry
-    (``retries`` after the first attempt, ``backoff`` x attempt seconds apart)."""
+    (``retries`` after the first attempt, ``backoff`` x attempt seconds apart). ``size`` and
+    ``deadline`` (a :func:`time.monotonic` value) as in :func:`minternet.transfer.download`."""
     failure: BaseException | None = None
     for attempt in range(retries + 1):
         time.sleep(backoff * attempt)
         try:
             return transfer.download(url, dest, md5=md5, resume=True, timeout=timeout,
-                                progress=progress)
+                                     progress=progress, size=size, deadline=deadline)
+        except transfer.TransferLimitError as err:
+            partial = transfer.partial_path(dest)
+            kept = partial.stat().st_size if partial.exists() else 0
+            raise TransferError(f"{err}; {kept} bytes kept in {partial}, run again (with a "
+                                "longer --deadline if it ran out) to resume") from None
         except transfer.ChecksumError as err:
             raise CorruptFileError(
                 f"{dest.name}: md5 {err.actual} differs from {err.expected} in the checksum "
@@ -205,18 +227,22 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
                     archives: str | os.PathLike[str] | None = None,
                     splits: Iterable[str] = SPLITS, keep_archives: bool = False,
                     dry_run: bool = False, retries: int = 5, backoff: float = 2.0,
-                    timeout: float = TIMEOUT, progress: bool = True,
-                    log: Callable[[str], object] = print) -> dict[str, Any]:
+                    timeout: float = TIMEOUT, deadline: float | None = DEADLINE,
+                    progress: bool = True, log: Callable[[str], object] = print
+                    ) -> dict[str, Any]:
     """Fetch, check, unpack and verify InterHand2.6M v1.0 5 fps under ``out``; returns a report.
 
     ``parts``: see :func:`select`. ``annotations``: URL or local path of the annotation
     archive. ``base_url``: folder of the image parts and :data:`CHECKSUM_FILE` (or a mirror).
     ``archives``: download folder (default ``cache_root()/interhand2.6m_v1.0_5fps``), whose
     fetched files are deleted after unpacking unless ``keep_archives``. ``dry_run`` logs the
-    plan (sizes by HTTP HEAD) and returns it. Raises :class:`DownloadError` subclasses, and
+    plan (sizes by HTTP HEAD) and returns it. ``deadline``: seconds allowed for all the
+    transfers (None: no limit); each file must have the size HEAD announced. Raises
+    :class:`DownloadError` subclasses, and
     :class:`~minternet.archive.ArchiveError` for an archive that is unsafe or cut short.
     """
     root, base = Path(out), base_url.rstrip("/") + "/"
+    ends = None if deadline is None else time.monotonic() + deadline
     if unknown := set(splits) - set(SPLITS):
         raise ValueError(f"--splits: {sorted(unknown)} are not among {list(SPLITS)}")
     store = Path(archives) if archives else hub.cache_root() / "interhand2.6m_v1.0_5fps"
@@ -260,7 +286,7 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
     sums: dict[str, str] = {}
     if images:
         path = fetch(base + CHECKSUM_FILE, store / CHECKSUM_FILE, None, retries=retries,
-                     backoff=backoff, timeout=timeout, progress=False)
+                     backoff=backoff, timeout=timeout, progress=False, deadline=ends)
         sums = parse_checksums(path.read_text(), base + CHECKSUM_FILE)
     for name, url in urls.items():
         if name in images and name not in sums:
@@ -271,15 +297,19 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
             dest.unlink()
         if not dest.is_file():
             fetch(url, dest, md5, retries=retries, backoff=backoff, timeout=timeout,
-                  progress=progress)
+                  progress=progress, size=sizes[name], deadline=ends)
 
     report: dict[str, Any] = {"out": str(root), "plan": plan}
     try:
         if images:
             label = f"{ARCHIVE}.part{images[0][-2:]}..{images[-1][-2:]}"
+            # An uncompressed tar unpacks to less than its own size (sparse files are refused).
+            budget = Budget(label, MAX_MEMBERS["images"],
+                            sum((store / n).stat().st_size for n in images))
             with closing(JoinedFiles(store / n for n in images)) as stream, tarfile.open(
                     fileobj=stream, mode="r|") as tar:
-                written, cut = unpack_tar(tar, root, "images", label, len(images) < len(PARTS))
+                written, cut = unpack_tar(tar, root, "images", label, len(images) < len(PARTS),
+                                          budget)
             report["images"] = {"parts": len(images), "files": written, "cut_member": cut}
             state["images"] = list(images)
             (root / STATE_FILE).write_text(json.dumps(state))

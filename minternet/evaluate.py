@@ -199,10 +199,12 @@ def open_split(
     split: str | None = None,
     input_size: int = 256,
     missing_images: str = "raise",
+    bad_images: str = "raise",
 ) -> tuple[InterHandDataset, str | None]:
     """Test crops of ``input_size`` px from a v1.0 tree (``split``, default "test") or a flat
     folder (no split); returns the dataset and the split used. ``missing_images`` as in
-    :meth:`~minternet.dataset.InterHandDataset.check_images`.
+    :meth:`~minternet.dataset.InterHandDataset.check_images`; ``bad_images`` is the dataset's
+    ``on_bad_image`` ("skip": an undecodable image is skipped, counted, and scored nowhere).
     """
     root = Path(root)
     tree = (root / "annotations").is_dir()
@@ -210,7 +212,9 @@ def open_split(
         raise ValueError(f"{root}: a flat folder has no splits, so split={split!r} means nothing")
     if split is None and tree:
         split = "test"
-    dataset = InterHandDataset(root, split, train=False, input_size=input_size)
+    dataset = InterHandDataset(
+        root, split, train=False, input_size=input_size, on_bad_image=bad_images
+    )
     return dataset.check_images(missing_images), split
 
 
@@ -271,6 +275,8 @@ class Report:
     checkpoint: str | None
     protocol: str
     metrics: dict[str, float]
+    skipped_images: int = 0
+    """Undecodable images skipped (``bad_images="skip"``), counted in no metric."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain values, with a NaN metric as None (JSON has no NaN)."""
@@ -287,17 +293,19 @@ def evaluate(
     num_workers: int = 0,
     protocol: Protocol = "mmpose",
     missing_images: str = "raise",
+    bad_images: str = "raise",
 ) -> Report:
     """Score ``checkpoint`` (or, when None, the oracle of mmpose's default codec) on the
-    split of ``root`` that :func:`open_split` opens (``missing_images`` is passed to it).
+    split of ``root`` that :func:`open_split` opens (``missing_images`` and ``bad_images``
+    are passed to it).
     """
     if checkpoint is None:
         codec = HeatmapCodec()
-        dataset, split = open_split(root, split, codec.input_size, missing_images)
+        dataset, split = open_split(root, split, codec.input_size, missing_images, bad_images)
         predictions, arch = oracle_predictions(dataset, codec), "oracle"
     else:
         model = load_checkpoint(checkpoint, device)
-        dataset, split = open_split(root, split, model.input_size, missing_images)
+        dataset, split = open_split(root, split, model.input_size, missing_images, bad_images)
         predictions = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
         codec, arch = model_codec(model), arch_name(model)
     name = Path(root).resolve().name
@@ -310,6 +318,7 @@ def evaluate(
         checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         protocol=protocol,
         metrics=score_predictions(predictions, dataset, protocol=protocol),
+        skipped_images=dataset.skipped,
     )
 
 

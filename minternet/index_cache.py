@@ -5,8 +5,11 @@ Mapping instead of reading makes opening take milliseconds at any size, and the 
 from the kernel's page cache: every process that opens the cache, and every DataLoader worker
 forked from one, reads the same physical memory instead of holding its own copy.
 
-A folder is named by the sources' resolved paths and by a key of their sizes, mtimes and a
-caller's salt (format version, image prefix), so a changed source names a new folder. It is
+A folder is named by the sources' resolved paths and by a key of their sizes, mtimes, a
+digest of their first and last megabyte, and a caller's salt (format version, image
+prefix), so a changed source names a new folder. (An edit inside the middle of a file that
+keeps its size and has its mtime set back goes unseen: reading whole multi-GB files at every
+open would cost seconds.) It is
 written under a temporary name and renamed, so it only ever appears complete; a folder
 damaged afterwards (a truncated or missing file) is discarded and rebuilt.
 """
@@ -27,10 +30,25 @@ log = logging.getLogger(__name__)
 PREFIX = "interhand-"
 
 
+EDGE_BYTES = 1 << 20
+"""Bytes read from each end of a source for the cache key."""
+
+
+def _edges_digest(path: Path) -> str:
+    """sha1 of the first and last :data:`EDGE_BYTES` of ``path`` (the whole of a small file)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        digest.update(f.read(EDGE_BYTES))
+        size = f.seek(0, 2)
+        f.seek(max(size - EDGE_BYTES, EDGE_BYTES))
+        digest.update(f.read())
+    return digest.hexdigest()
+
+
 def cache_folder(sources: Sequence[Path], salt: str, cache_dir: Path) -> Path:
     """The folder of the index of ``sources`` as they are now (see the module docstring)."""
     where = hashlib.sha1("\n".join(str(p.resolve()) for p in sources).encode()).hexdigest()[:16]
-    stats = [(p.stat().st_size, p.stat().st_mtime_ns) for p in sources]
+    stats = [(p.stat().st_size, p.stat().st_mtime_ns, _edges_digest(p)) for p in sources]
     key = hashlib.sha1(repr((salt, stats)).encode()).hexdigest()[:16]
     return cache_dir / f"{PREFIX}{where}-{key}"
 

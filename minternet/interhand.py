@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from minternet.camera import Camera
-from minternet.hub import cache_root
+from minternet.hub import ENV_CACHE, cache_root
+from minternet.image_header import image_size, is_complete
 from minternet.index_cache import cache_folder, read_cache, write_cache
 from minternet.json_records import (
     CHUNK_ROWS,
@@ -48,6 +49,9 @@ HAND_TYPES = {"right": (1, 0), "left": (0, 1), "interacting": (1, 1)}
 """``hand_type`` string -> [right, left] bits, as mmpose encodes it."""
 _HAND_TYPE_CODES = {name: code for code, name in enumerate(HAND_TYPES)}
 _HAND_TYPE_BITS = np.array(list(HAND_TYPES.values()), dtype=np.uint8)
+MAX_IMAGE_SIDE = 8192
+"""Widest or tallest image read, px (InterHand2.6M's are 334 x 512): a larger one is refused
+from its header, before decoding."""
 INDEX_VERSION = 2
 """Bump when the index's fields, their meaning or the cache format change, so old caches are
 rebuilt (2: a folder of memory-mapped .npy files instead of an .npz)."""
@@ -127,7 +131,10 @@ def _camera(cameras: Record, capture: int, cam: str) -> Camera:
     """Camera ``cam`` of ``capture`` from the camera file."""
     record = cameras.sub(str(capture))
     shapes = {"campos": (3,), "camrot": (3, 3), "focal": (2,), "princpt": (2,)}
-    return Camera(**{name: record.sub(name).array(cam, shape) for name, shape in shapes.items()})
+    values = {name: record.sub(name).array(cam, shape) for name, shape in shapes.items()}
+    if not (values["focal"] > 0).all():
+        raise record.sub("focal").fail(cam, f"must be positive, got {values['focal'].tolist()}")
+    return Camera(**values)
 
 
 def _read_data_file(
@@ -152,7 +159,13 @@ def _read_data_file(
         stream.end()
     for key in {"images", "annotations"} - seen:
         raise InterHandFormatError(path, f".{key}", "missing")
-    return images.finish(), annotations.finish(), cameras
+    images_read = images.finish()
+    ids, counts = np.unique(images_read["image_id"], return_counts=True)
+    if (counts > 1).any():  # a second image would silently take the first one's labels
+        twice = ids[np.argmax(counts > 1)]
+        i, j = np.flatnonzero(images_read["image_id"] == twice)[:2]
+        raise InterHandFormatError(path, f"images[{j}].id", f"image id {twice} repeats images[{i}]")
+    return images_read, annotations.finish(), cameras
 
 
 def _image_columns(
@@ -171,6 +184,12 @@ def _image_columns(
     for j, name in enumerate(names):
         if not isinstance(name, str) or not name:
             raise chunk.record(j).fail("file_name", "expected a relative image path")
+        if os.path.isabs(name) or "\\" in name or ".." in name.split("/"):
+            raise chunk.record(j).fail(
+                "file_name",
+                f"image id {columns['image_id'][j]}: {name!r} leaves the image folder "
+                "(absolute, or climbing with '..')",
+            )
     paths = [os.path.join(files.image_prefix, name).encode() for name in names]
     columns["image_path"] = np.asarray(paths, dtype=bytes)
     seq_names = [str(name).encode() for name in chunk.column("seq_name")]
@@ -217,9 +236,24 @@ def _annotation_columns(chunk: Chunk) -> dict[str, np.ndarray]:
         "image_id": chunk.ints("image_id"),
         "hand_type": np.asarray(codes, dtype=np.uint8),
         "hand_type_valid": chunk.flags("hand_type_valid"),
-        "bbox": chunk.numbers("bbox", (4,)).astype(np.float32),
+        "bbox": _boxes(chunk),
         "joint_valid": chunk.numbers("joint_valid", (NUM_JOINTS,), flags=True).astype(np.uint8),
     }
+
+
+def _boxes(chunk: Chunk) -> np.ndarray:
+    """(n, 4) float32 boxes [x_min, y_min, w, h]; a box without area would be mirrored or
+    divide by zero in the crop."""
+    boxes = chunk.numbers("bbox", (4,)).astype(np.float32)
+    flat = ~(boxes[:, 2:] > 0).all(axis=1)
+    if flat.any():
+        j = int(np.argmax(flat))
+        raise chunk.record(j).fail(
+            "bbox",
+            f"annotation id {chunk.values[j].get('id')}: width and height must be positive, "
+            f"got {boxes[j, 2:].tolist()}",
+        )
+    return boxes
 
 
 def _first_annotations(image_ids: np.ndarray, ann_image_ids: np.ndarray, path: Path) -> np.ndarray:
@@ -295,7 +329,16 @@ def build_index(files: AnnotationFiles) -> dict[str, np.ndarray]:
         index[f"cam_{key}"] = np.asarray(values, dtype=np.float64).reshape(-1, *shape)
     with cycle_collection_paused():
         world, frame_rows = _read_joint_file(files.joint_3d, index["capture"], index["frame_idx"])
-    return _derive(index, world, frame_rows)
+    index = _derive(index, world, frame_rows)
+    broken = ~np.isfinite(index["joint_cam"]).all(axis=(1, 2))
+    if broken.any():  # world and camera values in range, their product not
+        i = int(np.argmax(broken))
+        raise InterHandFormatError(
+            files.joint_3d,
+            f".{index['capture'][i]}.{index['frame_idx'][i]}.world_coord",
+            f"too large: not finite in camera {index['camera'][i]}'s space as float32",
+        )
+    return index
 
 
 def _derive(
@@ -324,7 +367,8 @@ def _derive(
         offset = joint_world - index["cam_campos"][cams][:, None, :]
         joint_cam = np.einsum("nij,nkj->nki", index["cam_camrot"][cams], offset)  # R (X - C)
         index["joint_world"][part] = joint_world
-        index["joint_cam"][part] = joint_cam
+        with np.errstate(over="ignore"):  # an overflow is reported by build_index
+            index["joint_cam"][part] = joint_cam
         abs_depth = joint_cam[:, ROOTS, 2]
         index["abs_depth"][part] = abs_depth
         index["rel_root_depth"][part] = abs_depth[:, 1] - abs_depth[:, 0]
@@ -344,22 +388,46 @@ def load_index(files: AnnotationFiles, cache_dir: Path | None = None) -> dict[st
     index = read_cache(folder, list(INDEX_FIELDS))
     if index is None:
         log.info("%s: building the annotation index", files.data)
-        index = write_cache(folder, build_index(files))
+        index = build_index(files)
+        try:
+            index = write_cache(folder, index)
+        except OSError as err:  # e.g. a read-only cache folder, or a file in its place
+            log.warning(
+                "%s: cannot write the index cache (%s); the index stays in memory, set %s to "
+                "a writable folder to keep it",
+                folder.parent,
+                err,
+                ENV_CACHE,
+            )
     return index
 
 
 def read_image(path: Path, width: int, height: int) -> np.ndarray:
-    """The image at ``path`` as (H, W, 3) uint8 RGB; grey JPEGs come back with 3 channels."""
+    """The image at ``path`` as (H, W, 3) uint8 RGB; grey JPEGs come back with 3 channels.
+
+    The header's size must be the data file's ``width`` x ``height`` (and at most
+    :data:`MAX_IMAGE_SIDE`) before anything is decoded, and the file must be complete
+    (:func:`~minternet.image_header.is_complete`): a truncated JPEG would decode with a grey
+    fill. Raises :class:`FileNotFoundError` or :class:`InterHandFormatError` naming the file.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image named by field 'file_name' not found")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    data = path.read_bytes()
+    size = image_size(data)
+    if size is None:
         raise InterHandFormatError(path, "file_name", "cannot be decoded as an image")
-    if bgr.shape[:2] != (height, width):
+    if max(size) > MAX_IMAGE_SIDE:
+        raise InterHandFormatError(
+            path, "file_name", f"{size[0]}x{size[1]} px, above {MAX_IMAGE_SIDE} px a side"
+        )
+    if size != (width, height):
         # Camera 400412 stores rotated images under a landscape width and height.
         raise InterHandFormatError(
-            path,
-            "width/height",
-            f"data file says {width}x{height}, image is {bgr.shape[1]}x{bgr.shape[0]}",
+            path, "width/height", f"data file says {width}x{height}, image is {size[0]}x{size[1]}"
         )
+    if not is_complete(data):
+        raise InterHandFormatError(path, "file_name", "truncated: the image ends before its end")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InterHandFormatError(path, "file_name", "cannot be decoded as an image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

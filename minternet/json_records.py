@@ -13,7 +13,6 @@ import contextlib
 import gc
 import itertools
 import json
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Numbers must stay below this: the index holds them as float32, where more is infinite."""
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 class InterHandFormatError(ValueError):
@@ -38,6 +41,8 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InterHandFormatError(path, "(file)", f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise InterHandFormatError(path, "(file)", "arrays or objects nested too deeply") from None
 
 
 @contextlib.contextmanager
@@ -119,6 +124,8 @@ class JsonStream:
                 if self._more():
                     continue
                 raise self._invalid(err.msg, err.pos) from None
+            except RecursionError:
+                raise self._invalid("arrays or objects nested too deeply", self._pos) from None
             # A number running into the end of the buffer may go on in the next chunk.
             if end < len(self._buf) or not self._more():
                 self._pos = end
@@ -184,10 +191,12 @@ class Record:
 
     def int(self, key: str) -> int:
         value = self.get(key)
-        if type(value) is int and value >= 0:  # the common case, checked first for speed
+        if type(value) is int and 0 <= value <= INT64_MAX:  # the common case, checked first
             return value
         if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
             raise self.fail(key, f"expected a non-negative integer, got {value!r}")
+        if int(value) > INT64_MAX:
+            raise self.fail(key, f"{value} is too large for a 64-bit integer")
         return int(value)
 
     def flag(self, key: str) -> int:
@@ -197,15 +206,17 @@ class Record:
         return int(value)
 
     def array(self, key: str, shape: tuple[int, ...], flags: bool = False) -> np.ndarray:
-        """A finite float64 array of ``shape`` (42 x [v] lists are flattened to (42,));
-        with ``flags``, of 0/1 values.
+        """A float64 array of ``shape`` (42 x [v] lists are flattened to (42,)), finite and
+        within float32's range; with ``flags``, of 0/1 values.
         """
         try:
             arr = np.asarray(self.get(key), dtype=np.float64)
         except (TypeError, ValueError):
             raise self.fail(key, f"expected numbers of shape {shape}") from None
-        if arr.size != math.prod(shape) or not np.all(np.isfinite(arr)):
-            raise self.fail(key, f"expected finite numbers of shape {shape}, got {arr.shape}")
+        if arr.shape not in (shape, (*shape, 1)) or not np.all(np.abs(arr) <= FLOAT32_MAX):
+            raise self.fail(
+                key, f"expected finite numbers (float32's range) of shape {shape}, got {arr.shape}"
+            )
         if flags and not np.isin(arr, (0, 1)).all():
             raise self.fail(key, "expected 0/1 values")
         return arr.reshape(shape)
@@ -238,7 +249,7 @@ class Chunk:
     def ints(self, key: str) -> np.ndarray:
         """(n,) int64 of non-negative integers (digit strings too)."""
         values = self.column(key)
-        if set(map(type, values)) <= {int}:
+        if set(map(type, values)) <= {int} and (not values or max(values) <= INT64_MAX):
             ints = np.asarray(values, dtype=np.int64)
             if not len(ints) or ints.min() >= 0:
                 return ints
@@ -257,7 +268,8 @@ class Chunk:
         """(n, *shape) float64 of finite numbers (see :meth:`Record.array`)."""
         try:
             arr = np.array(self.column(key), dtype=np.float64)
-            ok = arr.size == len(self) * math.prod(shape) and np.isfinite(arr).all()
+            fits = arr.shape[1:] in (shape, (*shape, 1)) or not len(self)
+            ok = fits and (np.abs(arr) <= FLOAT32_MAX).all()
             if ok and (not flags or ((arr == 0) | (arr == 1)).all()):
                 return arr.reshape(len(self), *shape)
         except (TypeError, ValueError):

@@ -4,12 +4,14 @@
 :func:`train` trains an :class:`~minternet.model.InterNet` on an InterHand2.6M tree and
 writes into the run folder: ``config.json``; ``metrics.jsonl``, one line per epoch (train
 losses, learning rate, speed, validation metrics); ``metrics.png``; ``last.pth``, every
-epoch and every ``checkpoint_steps`` steps; ``best.pth``, lowest validation ``MPJPE_all``.
-Checkpoints are written atomically and hold all a resumed run needs to continue exactly.
+epoch (before validating) and every ``checkpoint_steps`` steps; ``best.pth``, lowest
+validation ``MPJPE_all``. Checkpoints are written atomically and hold all a resumed run
+needs to continue exactly.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -23,8 +25,15 @@ from tqdm import tqdm
 
 from minternet import distributed as dist
 from minternet.augment import MMPOSE, ORIGINAL
-from minternet.checkpoint import atomic_save, load_training_checkpoint, rng_state, set_rng_state
-from minternet.config import TrainConfig
+from minternet.checkpoint import (
+    atomic_save,
+    load_training_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    set_rng_state,
+)
+from minternet.config import MODEL_FIELDS, TrainConfig
+from minternet.convert import load_strict
 from minternet.dataset import InterHandDataset
 from minternet.evaluate import evaluate_model, json_metrics, model_codec
 from minternet.loader import make_loader
@@ -35,6 +44,10 @@ from minternet.transforms import normalize
 log = logging.getLogger(__name__)
 
 LOSS_NAMES = ("loss", "loss_kpt", "loss_rel_root", "loss_hand_type")
+RUN_FILES = ("last.pth", "best.pth", "config.json", "metrics.jsonl", "metrics.png")
+"""What a run writes: a folder holding any of them is refused unless resumed."""
+SCHEDULE = ("lr", "milestones", "gamma")
+"""Settings a resumed run applies to the optimiser and scheduler it loads."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -62,12 +75,16 @@ def train(
     """Train, validate each epoch, checkpoint; returns the records of ``metrics.jsonl``.
 
     Under ``torchrun`` every process calls this with the same arguments; rank 0 draws the
-    progress bar, validates and saves. ``resume`` continues from ``out/last.pth`` when it
-    exists (mid-epoch too) and otherwise starts afresh; without it a folder that already
-    holds a run is refused, never overwritten. ``device`` None: CUDA when available.
+    progress bar, validates and saves. ``resume`` continues from ``out/last.pth`` (mid-epoch
+    too), trimming ``metrics.jsonl`` to its epoch; ``lr``, ``milestones`` and ``gamma`` that
+    differ from the checkpoint's are applied to its schedule and recorded (``resumed_with``
+    in the next epoch's record); the model's settings cannot change. A folder holding any
+    of :data:`RUN_FILES` is refused without ``resume``, and with it unless ``last.pth`` is
+    there: a run is never overwritten. ``device`` None: CUDA when available.
 
     Raises:
         NonFiniteLossError: the loss became NaN or inf; ``last.pth`` is the last good state.
+        FileExistsError, FileNotFoundError, ValueError: naming the folder, file or setting.
     """
     ctx = dist.setup(device)
     try:
@@ -84,12 +101,29 @@ class Trainer:
     ) -> None:
         self.ctx, self.config, self.out = ctx, config, out
         self.last, self.best = out / "last.pth", out / "best.pth"
-        if self.last.exists() and not resume:
+        present = [name for name in RUN_FILES if (out / name).exists()]
+        if present and not resume:
             raise FileExistsError(
-                f"{out} already holds a run (last.pth): resume it or use another folder"
+                f"{out} already holds a run ({', '.join(present)}): resume it (--resume) or "
+                "use another folder"
             )
+        if present and not self.last.exists():
+            raise FileNotFoundError(
+                f"{out} holds {', '.join(present)} but no last.pth to resume from: move them "
+                "away, or use another folder, to start a new run"
+            )
+        resuming = self.last.exists()
         torch.manual_seed(config.seed)
-        self.model = InterNet(pretrained=config.pretrained, **config.model_kwargs())
+        # A resumed run's weights come from last.pth: no need to fetch ImageNet's.
+        self.model = InterNet(
+            pretrained=config.pretrained is not False and not resuming, **config.model_kwargs()
+        )
+        if config.pretrained is True and not resuming and not self.model.backbone.pretrained_loaded:
+            raise ValueError(
+                f"pretrained=true but torchvision's ImageNet weights for resnet"
+                f"{config.backbone_depth} could not be loaded (see the warning above): connect "
+                "to the internet, or use --pretrained auto to start from random weights instead"
+            )
         self.codec = model_codec(self.model)
         size = self.model.input_size
         aug = {"mmpose": MMPOSE, "original": ORIGINAL, "none": MMPOSE}[config.augmentation]
@@ -105,7 +139,7 @@ class Trainer:
         self.val_set = None
         if config.val_split and ctx.is_main:
             self.val_set = InterHandDataset(
-                data, config.val_split, train=False, input_size=size
+                data, config.val_split, train=False, input_size=size, on_bad_image="skip"
             ).check_images(config.missing_images)
             if not len(self.val_set):  # e.g. none of its images were downloaded
                 log.warning("%s: no %s sample has its image; no validation", data, config.val_split)
@@ -144,7 +178,10 @@ class Trainer:
         self.pos: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "best": None}
         self.sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64, device=ctx.device)
         self.history: list[dict[str, Any]] = []
-        if resume and self.last.exists():
+        # The epoch record saved in last.pth before validation, and settings changed on resume.
+        self.pending: dict[str, Any] | None = None
+        self.resumed_with: dict[str, Any] = {}
+        if resuming:
             self._resume()
         elif ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -154,24 +191,93 @@ class Trainer:
             (out / "metrics.jsonl").write_text("")
 
     def _resume(self) -> None:
+        remove_stale_temporaries(self.last)
         # On the CPU: the RNG states must be; the optimiser moves its state to the weights.
         ckpt = load_training_checkpoint(self.last)
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        saved = ckpt["meta"]["train"]
-        self.pos = dict(saved["position"])
-        if self.pos["step"] and saved["world_size"] != self.ctx.world_size:
+        try:
+            saved = ckpt["meta"]["train"]
+            changed = self._changed_settings(saved["config"], saved["position"]["step"])
+            load_strict(self.model, ckpt["state_dict"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            set_rng_state(ckpt["rng"])
+            self.pos = dict(saved["position"])
+            self.pending = saved.get("pending")
+            sums = torch.tensor(saved["sums"], dtype=torch.float64, device=self.ctx.device)
+            world_size = saved["world_size"]
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(f"{self.last}: not a checkpoint this run can resume ({err})") from None
+        if self.pos["step"] and world_size != self.ctx.world_size:
             raise ValueError(
-                f"{self.last} was written mid-epoch by {saved['world_size']} processes: "
+                f"{self.last} was written mid-epoch by {world_size} processes: "
                 f"resume it with as many, not {self.ctx.world_size}"
             )
+        if changed.keys() & set(SCHEDULE):
+            self._apply_schedule()
+        self.resumed_with = changed
         if self.ctx.is_main:  # rank 0 carries the epoch's sums so far, the others restart at 0
-            self.sums += torch.tensor(saved["sums"], dtype=torch.float64, device=self.ctx.device)
-            lines = (self.out / "metrics.jsonl").read_text().splitlines()
-            self.history = [json.loads(line) for line in lines]
+            self.sums += sums
+            self.history = self._trim_history()
+            if self.pending and any(h["epoch"] == self.pending["epoch"] for h in self.history):
+                self.pending = None  # recorded before the kill
+            trained = [h.get("val", {}).get("MPJPE_all") for h in self.history if "train" in h]
+            scores = [v for v in trained if v is not None]
+            self.pos["best"] = min(scores) if scores else None  # as best.pth was chosen
+            if changed:
+                (self.out / "config.json").write_text(
+                    json.dumps(dataclasses.asdict(self.config), indent=1) + "\n"
+                )
+
+    def _changed_settings(self, saved: dict[str, Any], step: int) -> dict[str, Any]:
+        """{setting: {"from": saved, "to": now}} for what this run's config changes; raises
+        for what a resumed run cannot change (the model; the batch size mid-epoch)."""
+        now = dataclasses.asdict(self.config)
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in now.items()}
+        old = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
+        changed = {k: {"from": old.get(k), "to": v} for k, v in plain.items() if old.get(k) != v}
+        fixed = [k for k in changed if k in MODEL_FIELDS or (k == "batch_size" and step)]
+        if fixed:
+            k = fixed[0]
+            raise ValueError(
+                f"{self.last} was trained with {k}={changed[k]['from']!r}; a resumed run cannot "
+                f"change it to {changed[k]['to']!r}"
+                + (" in the middle of an epoch" if k == "batch_size" else "")
+            )
+        return changed
+
+    def _apply_schedule(self) -> None:
+        """Put this config's lr, milestones and gamma into the loaded optimiser and scheduler:
+        the lr the new schedule gives at the epochs done so far."""
+        config, scheduler = self.config, self.scheduler
+        scheduler.base_lrs = [config.lr] * len(scheduler.base_lrs)
+        scheduler.milestones = collections.Counter(config.milestones)
+        scheduler.gamma = config.gamma
+        passed = sum(m <= scheduler.last_epoch for m in config.milestones)
+        lr = config.lr * config.gamma**passed
+        for group in self.optimizer.param_groups:
+            group["initial_lr"], group["lr"] = config.lr, lr
+        scheduler._last_lr = [lr] * len(scheduler.base_lrs)
+
+    def _trim_history(self) -> list[dict[str, Any]]:
+        """metrics.jsonl's records up to last.pth's epoch, one per epoch (the latest), and
+        the file rewritten so: a kill between a record and a checkpoint leaves no duplicate.
+        A line cut short by a kill is dropped."""
+        path = self.out / "metrics.jsonl"
+        records: dict[int, dict[str, Any]] = {}
+        lines = path.read_text().splitlines() if path.exists() else []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: dropped a damaged line %r", path, line[:80])
+                continue
+            if record["epoch"] <= self.pos["epoch"]:
+                records[record["epoch"]] = record
+        history = [records[e] for e in sorted(records)]
+        if len(history) != len(lines):
+            path.write_text("".join(json.dumps(h) + "\n" for h in history))
+        return history
 
     def save(self, path: Path) -> None:
         """Write the whole training state to ``path`` (rank 0; mid-epoch every process must
@@ -188,6 +294,7 @@ class Trainer:
                 "position": dict(self.pos),
                 "sums": sums.tolist(),
                 "world_size": self.ctx.world_size,
+                "pending": self.pending,
             },
         }
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
@@ -204,7 +311,8 @@ class Trainer:
         )
 
     def validate(self) -> dict[str, float | None]:
-        """Metrics of the current weights on the validation set (rank 0), {} without one."""
+        """Metrics of the current weights on the validation set (rank 0), {} without one,
+        with ``skipped_images``: undecodable images skipped (and counted nowhere) so far."""
         if self.val_set is None:
             return {}
         metrics = evaluate_model(
@@ -214,7 +322,8 @@ class Trainer:
             device=self.ctx.device,
             num_workers=self.config.workers,
         )
-        return json_metrics(metrics)  # metrics.jsonl: an empty category is null
+        # metrics.jsonl: an empty category is null
+        return {**json_metrics(metrics), "skipped_images": self.val_set.skipped}
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step on one batch; returns the losses (before the step)."""
@@ -233,7 +342,7 @@ class Trainer:
             raise NonFiniteLossError(
                 f"loss not finite at epoch {self.pos['epoch'] + 1}, step {self.pos['step'] + 1} "
                 f"({values}); the step was not applied and {self.last} holds the last good "
-                "state: resume from it, e.g. with a lower lr"
+                "state: resume from it, e.g. with --resume and a lower --lr"
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["loss"]).backward()
@@ -298,20 +407,32 @@ class Trainer:
             f.write(json.dumps(entry) + "\n")
         plot_history(self.history, self.out / "metrics.png")
 
+    def finish_epoch(self, entry: dict[str, Any]) -> None:
+        """Validate the epoch just trained, keep ``best.pth``, and record it (rank 0)."""
+        self.pending = None
+        entry["val"] = self.validate()
+        if self.resumed_with:
+            entry["resumed_with"], self.resumed_with = self.resumed_with, {}
+        mpjpe = entry["val"].get("MPJPE_all")  # None: no val set, or no valid joint
+        if mpjpe is not None and (self.pos["best"] is None or mpjpe < self.pos["best"]):
+            self.pos["best"] = mpjpe
+            self.save(self.best)
+        self.record(entry)
+
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
         """Run the remaining epochs; returns all epoch records."""
         if self.ctx.is_main and self.config.val_at_start and not self.history:
             self.record({"epoch": 0, "step": 0, "val": self.validate()})
+        if self.ctx.is_main and self.pending:  # killed after last.pth, before the record
+            self.finish_epoch(self.pending)
+        self.pending = None
         while self.pos["epoch"] < self.config.epochs:
-            entry = self.train_epoch(progress)
-            if self.ctx.is_main:
-                entry["val"] = self.validate()
-                mpjpe = entry["val"].get("MPJPE_all")  # None: no val set, or no valid joint
-                if mpjpe is not None and (self.pos["best"] is None or mpjpe < self.pos["best"]):
-                    self.pos["best"] = mpjpe
-                    self.save(self.best)
-                self.record(entry)
+            # Saved before validating, so a failing validation loses no training.
+            self.pending = self.train_epoch(progress)
             self.save(self.last)
+            if self.ctx.is_main:
+                self.finish_epoch(self.pending)
+            self.pending = None
             dist.barrier(self.ctx)
         return self.history
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -32,6 +33,11 @@ class ChecksumError(ValueError):
         self.path, self.expected, self.actual, self.algorithm = path, expected, actual, algorithm
 
 
+class TransferLimitError(ConnectionError):
+    """A transfer was stopped: the server sent more than the expected size, or the deadline
+    passed. Retrying the same way would fail the same way."""
+
+
 def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256",
                 chunk_size: int = 1 << 20) -> str:
     """Hex digest (hashlib ``algorithm``) of a file, read in ``chunk_size``-byte blocks."""
@@ -50,7 +56,8 @@ def partial_path(dest: str | os.PathLike[str]) -> Path:
 
 def download(url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
              timeout: float = TIMEOUT, progress: bool = True, chunk_size: int = 1 << 16,
-             md5: str | None = None, resume: bool = False) -> Path:
+             md5: str | None = None, resume: bool = False, size: int | None = None,
+             deadline: float | None = None) -> Path:
     """Stream ``url`` to ``dest``; ``dest`` only ever appears complete and verified.
 
     Bytes go to a temporary file in ``dest``'s folder (same filesystem, so the final
@@ -59,9 +66,12 @@ def download(url: str, dest: str | os.PathLike[str], sha256: str | None = None, 
     failed transfer: the next call asks for the rest with an HTTP ``Range`` request and starts
     over when the server ignores it (status 200 instead of 206). ``sha256`` and ``md5`` are
     expected hex digests, or their first 8 or more characters, checked when given; a
-    mismatch deletes the temporary file. Raises
-    :class:`ConnectionError` when the body is shorter than its Content-Length or the server
-    answers another range, :class:`ChecksumError` on a digest mismatch, and
+    mismatch deletes the temporary file. ``size`` is the file's expected bytes (e.g. from a
+    HEAD request): a body announced or running longer is refused as it comes. ``deadline``
+    (a :func:`time.monotonic` value) ends the transfer however slowly the bytes trickle in
+    (``timeout`` bounds each stall). Raises :class:`ConnectionError` when the body is shorter
+    than its Content-Length or the server answers another range, :class:`TransferLimitError`
+    past ``size`` or ``deadline``, :class:`ChecksumError` on a digest mismatch, and
     ``urllib.error.URLError`` / :class:`OSError` on network and disk errors.
     """
     dest = Path(dest)
@@ -87,13 +97,23 @@ def download(url: str, dest: str | os.PathLike[str], sha256: str | None = None, 
                                       f"{resp.headers.get('Content-Range')!r}")
             length = resp.headers.get("Content-Length")
             total = start + int(length) if length is not None else None
+            if size is not None and total is not None and total != size:
+                raise TransferLimitError(f"{url}: the server announces {total} bytes, "
+                                         f"{size} were expected")
             with open(tmp, "r+b" if start else "w+b") as out, tqdm(
                     total=total, initial=start, unit="B", unit_scale=True, desc=dest.name,
                     disable=not progress, leave=False) as bar:
                 for block in iter(lambda: out.read(chunk_size), b""):  # the kept bytes, if any
                     for digest in digests.values():
                         digest.update(block)
-                while block := resp.read(chunk_size):
+                # read1: whatever has arrived, so that a trickle still meets the deadline.
+                while block := resp.read1(chunk_size):
+                    if size is not None and out.tell() + len(block) > size:
+                        raise TransferLimitError(f"{url}: the body runs past the {size} "
+                                                 "bytes expected")
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TransferLimitError(f"{url}: not complete by the deadline "
+                                                 f"({out.tell()} bytes received)")
                     out.write(block)
                     for digest in digests.values():
                         digest.update(block)

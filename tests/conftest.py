@@ -6,6 +6,7 @@ import importlib.util
 import json
 import shutil
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -64,11 +65,14 @@ def load_tool(name: str, folder: str = "book/tools") -> ModuleType:
 class Server:
     """A threaded HTTP server over ``root`` that answers HEAD and GET, honours ``Range`` unless
     ``ignore_range``, logs (method, file, Range header), and for a file in ``drop`` sends half
-    of the body and hangs up (``drop[name]`` times)."""
+    of the body and hangs up (``drop[name]`` times). A GET of a file in ``extra`` gets those
+    bytes appended (announced too); one in ``trickle`` is sent a byte every 20 ms."""
 
     def __init__(self, root: Path, ignore_range: bool = False) -> None:
         self.root, self.ignore_range = root, ignore_range
         self.drop: dict[str, int] = {}
+        self.extra: dict[str, bytes] = {}
+        self.trickle: set[str] = set()
         self.log: list[tuple[str, str, str | None]] = []
         server = self
 
@@ -102,7 +106,7 @@ class Server:
             handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             handler.send_response(200)
-        body = data[start:]
+        body = data[start:] + (self.extra.get(name, b"") if handler.command == "GET" else b"")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         if handler.command == "GET":
@@ -110,6 +114,15 @@ class Server:
                 self.drop[name] -= 1
                 body = body[: len(body) // 2]
                 handler.close_connection = True
+            if name in self.trickle:
+                for i in range(len(body)):
+                    time.sleep(0.02)
+                    try:
+                        handler.wfile.write(body[i : i + 1])
+                        handler.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                return
             handler.wfile.write(body)
 
     def gets(self, name: str | None = None) -> list[tuple[str, str, str | None]]:

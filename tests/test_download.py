@@ -6,7 +6,9 @@ import errno
 import functools
 import hashlib
 import io
+import shutil
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +18,10 @@ from typing import Any
 import pytest
 from conftest import Server
 
+from minternet import archive, transfer
 from minternet import download as dl
-from minternet import transfer
 from minternet.__main__ import main
-from minternet.archive import UnsafeArchiveError
+from minternet.archive import ArchiveError, UnsafeArchiveError
 from minternet.dataset import InterHandDataset
 from minternet.synth.plan import SynthSpec
 from minternet.synth.write import write_dataset
@@ -150,6 +152,28 @@ def test_missing_part_names_it_before_any_download(
     assert server.gets() == []
 
 
+def add_path_max_chain(tar: tarfile.TarFile) -> None:
+    """Nested links whose resolved path passes PATH_MAX, where ``os.path.realpath`` stops
+    resolving (the CVE-2025-4517 family): ``images/escape`` reads as a folder inside the root,
+    but the kernel follows it two levels above ``images``, where ``escape/PWNED.txt`` lands."""
+    folder, path = "d" * 247, "images"
+    for step in "abcdefghijklmnop":
+        (made := tarfile.TarInfo(f"{path}/{folder}")).type = tarfile.DIRTYPE
+        tar.addfile(made)
+        link = tarfile.TarInfo(f"{path}/{step}")
+        link.type, link.linkname = tarfile.SYMTYPE, folder
+        tar.addfile(link)
+        path = f"{path}/{folder}"
+    deep = "/".join("abcdefghijklmnop") + "/" + "l" * 254
+    for name, target in ((f"images/{deep}", "../" * 16), ("images/escape", f"{deep}/../..")):
+        link = tarfile.TarInfo(name)
+        link.type, link.linkname = tarfile.SYMTYPE, target
+        tar.addfile(link)
+    payload = tarfile.TarInfo("images/escape/PWNED.txt")
+    payload.size = 5
+    tar.addfile(payload, io.BytesIO(b"pwned"))
+
+
 def evil_tar(kind: str, outside: Path) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -161,6 +185,9 @@ def evil_tar(kind: str, outside: Path) -> bytes:
                 link = tarfile.TarInfo(name)
                 link.type, link.linkname = tarfile.SYMTYPE, ".."
                 tar.addfile(link)
+            return buffer.getvalue()
+        if kind == "path-max-chain":
+            add_path_max_chain(tar)
             return buffer.getvalue()
         member = tarfile.TarInfo({"dotdot": "../../evil", "absolute": str(outside / "evil")}
                                  .get(kind, "images/train/evil"))
@@ -174,7 +201,9 @@ def evil_tar(kind: str, outside: Path) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink", "symlink-chain"])
+@pytest.mark.parametrize(
+    "kind", ["dotdot", "absolute", "symlink", "hardlink", "symlink-chain", "path-max-chain"]
+)
 def test_member_escaping_the_root_is_refused(tmp_path: Path, kind: str) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -187,6 +216,7 @@ def test_member_escaping_the_root_is_refused(tmp_path: Path, kind: str) -> None:
     finally:
         server.stop()
     assert list(outside.iterdir()) == []
+    assert not list(tmp_path.rglob("PWNED.txt"))
     assert not (tmp_path / "evil").exists() and not (tmp_path / "out" / "evil").exists()
     assert not (tmp_path / "out" / "images" / "train" / "evil").exists()
 
@@ -231,7 +261,7 @@ def test_disk_filling_up_while_writing(
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(tarfile, "copyfileobj", no_space)
+    monkeypatch.setattr(shutil, "copyfileobj", no_space)
     with pytest.raises(dl.DiskFullError, match="disk full while unpacking"):
         run(server, tmp_path)
 
@@ -289,3 +319,143 @@ def test_select(parts: str, annotations: bool, count: int) -> None:
 def test_select_rejects(parts: str) -> None:
     with pytest.raises(ValueError, match="--parts"):
         dl.select(parts)
+
+
+def test_a_body_longer_than_announced_is_refused_as_it_comes(
+    server: Server, tmp_path: Path
+) -> None:
+    part = dl.PARTS[3]
+    server.extra[part] = b"x" * 100_000  # HEAD announced the true size; the GET is longer
+    with pytest.raises(dl.TransferError, match=rf"{part}: the server announces \d+ bytes"):
+        run(server, tmp_path, retries=3)
+    assert len(server.gets(part)) == 1  # not retried: it would fail the same way
+    assert not (tmp_path / "out" / "images").exists()
+
+
+def test_a_trickling_server_meets_the_total_deadline(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.trickle.add(dl.CHECKSUM_FILE)
+    started = time.monotonic()
+    with pytest.raises(dl.TransferError, match="not complete by the deadline"):
+        run(server, tmp_path, deadline=0.3)
+    assert time.monotonic() - started < 5
+    args = ["download", "--out", str(tmp_path / "o"), "--archives", str(tmp_path / "a"),
+            "--base-url", server.url, "--parts", "aa", "--quiet"]
+    assert main([*args, "--deadline", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "deadline" in err and "Traceback" not in err
+
+
+def test_a_checksum_file_that_is_not_hex_stops_before_any_part(
+    server: Server, release: Path, tmp_path: Path
+) -> None:
+    (release / dl.CHECKSUM_FILE).write_text(f"not-a-digest  {dl.PARTS[0]}\n")
+    with pytest.raises(dl.DownloadError, match=r"line 1 is not '<32 hex digits>  <name>'"):
+        run(server, tmp_path, parts="aa", annotations=None)
+    assert [name for _, name, _ in server.gets()] == [dl.CHECKSUM_FILE]
+
+
+def test_a_zip_bomb_is_refused_before_it_fills_the_disk(tmp_path: Path) -> None:
+    bomb = tmp_path / "annotations.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("annotations/train/big.json", bytes(64 << 20))  # 64 MiB of zeros, ~64 kB
+    assert bomb.stat().st_size * archive.MAX_RATIO < 64 << 20
+    with pytest.raises(ArchiveError, match="unpacks to more than"):
+        archive.unpack_annotations(bomb, tmp_path / "out")
+    assert not (tmp_path / "out" / "annotations" / "train" / "big.json").exists()
+
+
+def test_a_zip_announcing_more_than_the_free_space_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
+        zf.writestr("annotations/train/a.json", b"{}" * 1000)
+    monkeypatch.setattr(archive.shutil, "disk_usage", lambda _: SimpleNamespace(free=100))
+    with pytest.raises(ArchiveError, match=r"unpacks to 0\.00 GB but .* free"):
+        archive.unpack_annotations(tmp_path / "a.zip", tmp_path / "out")
+
+
+def test_an_archive_with_too_many_members_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "many.tar"
+    with tarfile.open(path, "w") as tar:
+        for i in range(archive.MAX_MEMBERS["annotations"] + 1):
+            tar.addfile(tarfile.TarInfo(f"annotations/train/{i}.json"), io.BytesIO())
+    with pytest.raises(ArchiveError, match="more than 10000 members"):
+        archive.unpack_annotations(path, tmp_path / "out")
+
+
+def annotation_archive(path: Path, members: dict[str, bytes | None]) -> Path:
+    """A tar at ``path``: a folder for each None, else a file of those bytes."""
+    with tarfile.open(path, "w:gz" if path.name.endswith(".gz") else "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+            else:
+                info.size = len(data)
+            tar.addfile(info, None if data is None else io.BytesIO(data))
+    return path
+
+
+def test_broken_archives_raise_an_error_naming_them(tmp_path: Path) -> None:
+    good = annotation_archive(tmp_path / "a.tar.gz", {"annotations/train/a.json": b"{}" * 5000})
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ArchiveError, match=r"cut\.tar\.gz: "):
+        archive.unpack_annotations(cut, tmp_path / "out1")
+    clash = annotation_archive(tmp_path / "clash.tar", {"annotations/train": b"file",
+                                                       "annotations/train/a.json": b"{}"})
+    with pytest.raises(ArchiveError, match=r"clash\.tar: .* needs .*train to be a folder"):
+        archive.unpack_annotations(clash, tmp_path / "out2")
+    with zipfile.ZipFile(tmp_path / "crc.zip", "w") as zf:
+        zf.writestr("annotations/train/a.json", b"0123456789" * 100)
+    data = bytearray((tmp_path / "crc.zip").read_bytes())
+    data[data.index(b"0123456789") + 5] ^= 0x01  # stored, so the CRC catches it
+    (tmp_path / "crc.zip").write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match=r"crc\.zip: not a readable .*CRC"):
+        archive.unpack_annotations(tmp_path / "crc.zip", tmp_path / "out3")
+    assert not (tmp_path / "out3" / "annotations" / "train" / "a.json").exists()
+
+
+def test_zip_links_and_links_already_in_the_root_are_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with zipfile.ZipFile(tmp_path / "link.zip", "w") as zf:
+        info = zipfile.ZipInfo("annotations/train")
+        info.external_attr = (0o120777 << 16)  # a symbolic link, as Info-ZIP stores one
+        zf.writestr(info, str(outside))
+        zf.writestr("annotations/train/a.json", b"{}")
+    with pytest.raises(UnsafeArchiveError, match="is a link"):
+        archive.unpack_annotations(tmp_path / "link.zip", tmp_path / "out")
+    # A link planted in the root earlier is not followed either (tar and zip alike).
+    root = tmp_path / "out2"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "train").symlink_to(outside)
+    with zipfile.ZipFile(tmp_path / "plain.zip", "w") as zf:
+        zf.writestr("annotations/train/a.json", b"{}")
+    tar = annotation_archive(tmp_path / "plain.tar", {"annotations/train/a.json": b"{}"})
+    for path in (tmp_path / "plain.zip", tar):
+        with pytest.raises(UnsafeArchiveError, match="through the link"):
+            archive.unpack_annotations(path, root)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as chain:  # through --annotations as well
+        add_path_max_chain(chain)
+    (tmp_path / "chain.tar").write_bytes(buffer.getvalue())
+    with pytest.raises(UnsafeArchiveError, match="is a link"):
+        archive.unpack_annotations(tmp_path / "chain.tar", tmp_path / "out3")
+    assert not list(tmp_path.rglob("PWNED.txt"))
+    (root / "annotations" / "x.json").symlink_to(outside / "x.json")
+    leaf = annotation_archive(tmp_path / "leaf.tar", {"annotations/x.json": b"{}"})
+    with pytest.raises(UnsafeArchiveError, match="which is a link"):
+        archive.unpack_annotations(leaf, root)
+    assert list(outside.iterdir()) == []
+
+
+def test_retries_and_deadline_are_checked_when_parsed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for flag, value in (("--retries", "-1"), ("--deadline", "0"), ("--deadline", "soon")):
+        with pytest.raises(SystemExit) as info:
+            main(["download", "--out", str(tmp_path), flag, value])
+        assert info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import CAMERA_JSON, DATA_JSON, JOINT_JSON, load_json, write_json
@@ -345,6 +347,59 @@ BREAKAGES = {
         lambda j: j["4"]["2017"]["world_coord"][5].__setitem__(0, float("nan")),
         "world_coord",
     ),
+    "absolute file_name": (
+        DATA_JSON,
+        lambda d: d["images"][1].update(file_name="/etc/hostname"),
+        "images[1].file_name",
+    ),
+    "file_name climbing out": (
+        DATA_JSON,
+        lambda d: d["images"][2].update(file_name="../../secret.jpg"),
+        "images[2].file_name",
+    ),
+    "duplicate image id": (
+        DATA_JSON,
+        lambda d: d["images"][3].update(id=d["images"][0]["id"]),
+        "images[3].id",
+    ),
+    "world_coord of 3 x 42": (
+        JOINT_JSON,
+        lambda j: j["4"]["2017"].update(
+            world_coord=np.asarray(j["4"]["2017"]["world_coord"]).T.tolist()
+        ),
+        "world_coord",
+    ),
+    "zero-width box": (
+        DATA_JSON,
+        lambda d: d["annotations"][1]["bbox"].__setitem__(2, 0),
+        "annotations[1].bbox",
+    ),
+    "negative box height": (
+        DATA_JSON,
+        lambda d: d["annotations"][2]["bbox"].__setitem__(3, -40.5),
+        "annotations[2].bbox",
+    ),
+    "joint beyond float32": (
+        JOINT_JSON,
+        lambda j: j["4"]["2017"]["world_coord"][3].__setitem__(1, 1e39),
+        "world_coord",
+    ),
+    "joints whose camera coordinates overflow float32": (
+        JOINT_JSON,
+        lambda j: j["4"]["2017"]["world_coord"].__setitem__(3, [3e38, 3e38, 3e38]),
+        "2017.world_coord",
+    ),
+    "focal length 0": (
+        CAMERA_JSON,
+        lambda c: c["2"]["focal"].update({"400012": [0, 1200.0]}),
+        "focal.400012",
+    ),
+    "image id beyond int64": (DATA_JSON, lambda d: d["images"][0].update(id=2**70), "id"),
+    "deeply nested bbox": (
+        DATA_JSON,
+        lambda d: d["annotations"][0].update(bbox=[[[[[[[[[[[[1]]]]]]]]]]]]),
+        "bbox",
+    ),
 }
 
 
@@ -357,6 +412,22 @@ def test_bad_annotations_name_the_file_and_the_field(flat_copy, case):
     with pytest.raises(InterHandFormatError) as err:
         InterHandDataset(flat_copy)
     assert file_name in str(err.value) and field in err.value.field
+    if field.endswith(("].file_name", "].bbox")):  # the error names the image or annotation
+        kind, row = re.fullmatch(r"(\w+)\[(\d+)\]\.\w+", field).groups()
+        assert f" id {value[kind][int(row)]['id']}: " in str(err.value)
+
+
+def test_json_nested_too_deeply_names_the_file(flat_copy):
+    deep = "[" * 100_000 + "]" * 100_000
+    data = (flat_copy / DATA_JSON).read_text()
+    (flat_copy / DATA_JSON).write_text(data.replace('"bbox": [', f'"bbox": [{deep}, ', 1))
+    with pytest.raises(InterHandFormatError, match=f"{DATA_JSON}.*nested too deeply"):
+        InterHandDataset(flat_copy)
+    camera = (flat_copy / CAMERA_JSON).read_text()
+    (flat_copy / DATA_JSON).write_text(data)
+    (flat_copy / CAMERA_JSON).write_text(camera.rstrip()[:-1] + f', "9": {deep}}}')
+    with pytest.raises(InterHandFormatError, match=f"{CAMERA_JSON}.*nested too deeply"):
+        InterHandDataset(flat_copy)
 
 
 def test_malformed_json_missing_files_and_missing_images(flat_copy):
@@ -382,3 +453,57 @@ def test_missing_or_mis_sized_images_name_the_file(flat_copy, samples_dir):
     (flat_copy / "image44669.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(InterHandFormatError, match=r"image44669\.jpg.*decoded"):
         dataset[1]
+
+
+def test_truncated_and_oversized_images_are_refused_before_decoding(flat_copy, samples_dir):
+    dataset = InterHandDataset(flat_copy)
+    whole = (samples_dir / "image44669.jpg").read_bytes()
+    (flat_copy / "image44669.jpg").write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(InterHandFormatError, match=r"image44669\.jpg.*truncated"):
+        dataset[1]
+    skipping = InterHandDataset(flat_copy, on_bad_image="skip")
+    assert skipping[1]["sample_valid"] == 0 and skipping.skipped == 1
+    # A 20000 x 20000 JPEG: refused from its header, without 1.2 GB of decoding.
+    _, small = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    data = bytearray(small.tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (20000).to_bytes(2, "big") * 2
+    (flat_copy / "image29590.jpg").write_bytes(bytes(data))
+    with pytest.raises(InterHandFormatError, match=r"image29590\.jpg.*20000x20000 px, above"):
+        dataset[2]
+
+
+def test_cache_notices_an_edit_that_keeps_size_and_mtime(flat_copy, tmp_path):
+    cache = tmp_path / "cache"
+    assert InterHandDataset(flat_copy, cache_dir=cache).index["hand_type_valid"][2] == 1
+    path = flat_copy / DATA_JSON
+    stat = path.stat()
+    text = path.read_text()
+    edited = text.replace('"hand_type_valid": 1', '"hand_type_valid": 0', 3)
+    edited = edited.replace('"hand_type_valid": 0', '"hand_type_valid": 1', 2)
+    assert len(edited) == len(text) and edited != text
+    path.write_text(edited)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert InterHandDataset(flat_copy, cache_dir=cache).index["hand_type_valid"][2] == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_cache_keeps_the_index_in_memory(flat_copy, tmp_path, caplog):
+    cache = tmp_path / "ro"
+    cache.mkdir()
+    cache.chmod(0o500)
+    try:
+        assert len(InterHandDataset(flat_copy, cache_dir=cache)) == 4
+    finally:
+        cache.chmod(0o700)
+    assert "MINTERNET_CACHE" in caplog.text
+
+
+def test_cache_path_that_is_a_file_keeps_the_index_in_memory(
+    flat_copy, tmp_path, monkeypatch, caplog
+):
+    (tmp_path / "plain").write_text("not a folder")
+    monkeypatch.setenv("MINTERNET_CACHE", str(tmp_path / "plain"))
+    dataset = InterHandDataset(flat_copy)
+    assert len(dataset) == 4 and not isinstance(dataset.index["joint_cam"], np.memmap)
+    assert "cannot write the index cache" in caplog.text and "MINTERNET_CACHE" in caplog.text
