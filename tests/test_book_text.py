@@ -139,7 +139,8 @@ def test_chapter_opens_with_the_requirements_block(name: str) -> None:
     match = re.search(r"^:::\{admonition\} Before you start\n(.*?)^:::$", first.source,
                       re.MULTILINE | re.DOTALL)
     assert match, f"{name}: the first cell has no 'Before you start' block"
-    fields = dict(re.findall(r"^\* \*\*([\w ]+):\*\* (.+)$", match.group(1), re.MULTILINE))
+    items = re.sub(r"\n +", " ", match.group(1))  # an item's continuation lines
+    fields = dict(re.findall(r"^\* \*\*([\w ]+):\*\* (.+)$", items, re.MULTILINE))
     assert list(fields) == ["Builds", "Needs", "Runs for", "Know first"], fields
     assert fields["Needs"].startswith(NEEDS), fields["Needs"]
     runs = fields["Runs for"]
