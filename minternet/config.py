@@ -1,7 +1,7 @@
 """Training configurations: the paper's recipe and a CPU-sized one (book chapter 8).
 
 A :class:`TrainConfig` is everything a run depends on. ``PAPER`` is mmpose's
-``td-hm_res50_4xb16-20e_interhand3d-256x256`` (16 samples per process; run it on 4 GPUs for
+``internet_res50_4xb16-20e_interhand3d-256x256`` (16 samples per process; run it on 4 GPUs for
 the published batch of 64); ``TINY`` learns on ``data_samples/`` on a CPU in minutes.
 """
 

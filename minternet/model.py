@@ -220,9 +220,11 @@ def flip_output(output: InterNetOutput, root_bins: int) -> InterNetOutput:
     A mirrored right hand is a left hand, so the joint blocks 0-20 and 21-41 swap and the
     heatmaps' x axis reverses; the hand-type logits swap; the relative root depth
     Delta = Z_L - Z_R changes sign, which in bins (Delta = (rho / R - 1/2) bound) is
-    rho -> R - rho. Its own inverse. The crop's mirror is x -> S - 1 - x, the reversed
-    heatmap axis x -> W - 1 - x, so a mapped-back keypoint lies within one heatmap voxel of
-    where the unmirrored crop puts it (mmpose's "shift_heatmap" question).
+    rho -> R - rho. Its own inverse. Mirroring the image moves a crop keypoint from x to
+    S - x (the box centre flips as c_x -> W_img - 1 - c_x and the crop has no half-pixel
+    shift; book chapter 2), a heatmap centre from mu to W - mu, while reversing the heatmap
+    axis maps voxel i to W - 1 - i; so a mapped-back keypoint lies within one heatmap voxel
+    of where the unmirrored crop puts it (mmpose's "shift_heatmap" question).
     """
     return InterNetOutput(
         heatmaps=output.heatmaps[:, list(FLIP_INDEX)].flip(-1),
