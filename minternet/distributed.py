@@ -44,7 +44,8 @@ class Context:
 def setup(device: str | None = None) -> Context:
     """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU), or run alone.
 
-    ``device`` ``None`` picks ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU.
+    ``device`` ``None`` picks ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU;
+    ``"cuda"`` without an index means ``cuda:LOCAL_RANK`` too.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
@@ -52,6 +53,8 @@ def setup(device: str | None = None) -> Context:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
+        if dev.index is None:  # "cuda" alone: this process's GPU, as torchrun numbers them
+            dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
