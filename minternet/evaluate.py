@@ -55,13 +55,18 @@ def _check_dataset(dataset: InterHandDataset, input_size: int) -> None:
 
 def _assemble(
     batch: Mapping[str, torch.Tensor],
-    crop_keypoints: np.ndarray,
-    hand_type: np.ndarray,
-    rel_root_depth: np.ndarray,
+    crop_keypoints: np.ndarray | torch.Tensor,
+    hand_type: np.ndarray | torch.Tensor,
+    rel_root_depth: np.ndarray | torch.Tensor,
 ) -> Predictions:
-    """One batch of decoded outputs as a :data:`Predictions` chunk: crop px are mapped back
-    to original px through each sample's inverse crop; z is unchanged.
+    """One batch of decoded outputs (numpy, or tensors on any device) as a
+    :data:`Predictions` chunk: crop px are mapped back to original px through each sample's
+    inverse crop; z is unchanged.
     """
+    crop_keypoints, hand_type, rel_root_depth = (
+        v.cpu().numpy() if isinstance(v, torch.Tensor) else v
+        for v in (crop_keypoints, hand_type, rel_root_depth)
+    )
     size = int(batch["image"].shape[-1])
     keypoints = crop_keypoints.astype(np.float64)
     for b in range(len(keypoints)):
@@ -91,12 +96,17 @@ def predict(
     batch_size: int = 32,
     device: str | torch.device | None = None,
     num_workers: int = 0,
+    mixed: bool | None = None,
 ) -> Predictions:
     """Decoded predictions of ``model`` on every crop of ``dataset``, in row order.
 
     ``dataset`` is ``InterHandDataset(..., train=False, input_size=model.input_size)``.
     ``device`` defaults to where the model's parameters are; another one moves the model
-    there. The model runs in eval mode in float32 and is put back in its previous mode.
+    there. The model runs in eval mode and is put back in its previous mode. ``mixed``
+    runs it under bfloat16 autocast with ``channels_last`` weights and inputs (default: on
+    CUDA where bfloat16 is supported, else float32); the argmax decoding runs on the device
+    on the heatmaps as the model wrote them, and each batch's results are brought back while
+    the device works on the next one.
 
     Returns numpy arrays over the N samples: ``keypoints`` (N, 42, 3) float32, original-image
     px u, v and z mm relative to the joint's wrist; ``hand_type`` (N, 2) bool [right, left];
@@ -106,25 +116,39 @@ def predict(
     codec = model_codec(model)
     _check_dataset(dataset, codec.input_size)
     device = next(model.parameters()).device if device is None else torch.device(device)
+    if mixed is None:
+        mixed = device.type == "cuda" and torch.cuda.is_bf16_supported()
     was_training = model.training
-    model.to(device).eval()
-    chunks = []
+    model.to(device, memory_format=torch.channels_last if mixed else torch.contiguous_format)
+    model.eval()
+    chunks, pending = [], None
     try:
         with torch.no_grad():
             for batch in make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers):
-                out = model(normalize(batch["image"].to(device, non_blocking=True)))
-                crop, _ = codec.decode(out.heatmaps.float())
-                chunks.append(
-                    _assemble(
-                        batch,
-                        crop.cpu().numpy(),
-                        codec.decode_hand_type(out.hand_logits).cpu().numpy(),
-                        codec.decode_root(out.root_depth[:, 0].float()).cpu().numpy(),
-                    )
-                )
+                outputs = infer(model, batch["image"].to(device, non_blocking=True), codec, mixed)
+                if pending is not None:  # the previous batch, while this one computes
+                    chunks.append(_assemble(*pending))
+                pending = (batch, *outputs)
+            if pending is not None:
+                chunks.append(_assemble(*pending))
     finally:
         model.train(was_training)
     return _concat(chunks)
+
+
+def infer(
+    model: InterNet, images: torch.Tensor, codec: HeatmapCodec, mixed: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`predict`'s work on one batch of uint8 crops (B, 3, S, S) on the model's device,
+    all of it there: crop keypoints (B, 42, 3) float32 px and mm, hand presence (B, 2) bool,
+    relative root depth (B,) float32 mm. ``mixed``: bfloat16 autocast and channels_last.
+    """
+    memory = torch.channels_last if mixed else torch.contiguous_format
+    with torch.autocast(images.device.type, torch.bfloat16, enabled=mixed):
+        out = model(normalize(images).contiguous(memory_format=memory))
+    crop, _ = codec.decode(out.heatmaps)
+    hand_type = codec.decode_hand_type(out.hand_logits)
+    return crop, hand_type, codec.decode_root(out.root_depth[:, 0].float())
 
 
 def oracle_predictions(dataset: InterHandDataset, codec: HeatmapCodec) -> Predictions:
