@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     repeated = dataset.select(np.arange(args.crops) % len(dataset))
     predictions = {}
     for name, mixed in (("fp32", False), ("bf16+cl", True)):
+        model.to(memory_format=torch.channels_last if mixed else torch.contiguous_format)
         started = time.perf_counter()
         predictions[name] = predict(
             model, repeated, batch_size=args.batch_size, num_workers=args.workers, mixed=mixed

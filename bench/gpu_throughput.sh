@@ -61,8 +61,13 @@ if ! "$PYTHON" -c "import minternet.train" 2>"$OUT/import_error.txt"; then
     echo "cannot import minternet here:"; cat "$OUT/import_error.txt"; exit 1
 fi
 
+DATA=data_samples
 if [ "${1:-}" = "--tiny" ]; then
     CONFIG=tiny
+    # A small synthetic tree, so that the epoch and the evaluation are short too.
+    DATA=$(mktemp -d)/tree
+    "$PYTHON" -m minternet synth --out "$DATA" --train 24 --val 0 --test 8 --captures 1 \
+        --workers 1 --quiet
     FIRST=8:bf16+cl:previous,8:bf16+cl:eager,8:bf16+cl:compiled
     REST=8:fp32:previous,8:fp32:eager,4:bf16+cl:eager
     TARGET=8:bf16+cl:compiled
@@ -92,7 +97,7 @@ planner() {  # planner() NAME RESERVE ARGS...: a planner run that leaves RESERVE
     shift 2
     echo "== planner, $name ($(left) s left)"
     timeout --kill-after=5 "$(upto "$reserve")" "$PYTHON" bench/throughput_planner.py \
-        --config "$CONFIG" --no-loader --budget "$(upto $((reserve + 15)))" \
+        --config "$CONFIG" --data "$DATA" --no-loader --budget "$(upto $((reserve + 15)))" \
         --json "$OUT/planner_$name.json" "${PLAN[@]}" "$@" 2>&1 | tee "$OUT/planner_$name.txt"
     if [ "${PIPESTATUS[0]}" -ne 0 ] && [ -s "$OUT/planner_$name.json" ]; then
         echo "(the planner was stopped: its table so far)" | tee -a "$OUT/planner_$name.txt"
@@ -104,13 +109,13 @@ planner() {  # planner() NAME RESERVE ARGS...: a planner run that leaves RESERVE
 planner target 95 --variants "$FIRST" --breakdown "$BREAKDOWN"
 
 echo "== numerical checks ($(left) s left)"
-timeout --kill-after=5 "$(upto 40)" "$PYTHON" bench/step_numerics.py --config "$CONFIG" \
+timeout --kill-after=5 "$(upto 40)" "$PYTHON" bench/step_numerics.py --config "$CONFIG" --data "$DATA" \
     --json "$OUT/numerics.json" "${NUMERICS[@]}" 2>&1 | tee "$OUT/numerics.txt"
 
 planner more 22 --variants "$REST" --epoch "$TARGET"
 
 echo "== evaluation speed ($(left) s left)"
-timeout --kill-after=3 "$(upto 2)" "$PYTHON" bench/eval_speed.py --config "$CONFIG" \
+timeout --kill-after=3 "$(upto 2)" "$PYTHON" bench/eval_speed.py --config "$CONFIG" --data "$DATA" \
     --json "$OUT/eval.json" "${EVAL[@]}" 2>&1 | tee "$OUT/eval.txt"
 
 echo "== done in $((SECONDS - START)) s; results in $OUT:"

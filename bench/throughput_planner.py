@@ -113,8 +113,9 @@ def previous_heatmap_loss(
         return (w * (sum_p2 - 2 * sum_pt + sum_t2)).sum() / pred.numel()
 
 
-def previous_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> None:
-    """``Trainer.step`` as it was (see ``previous`` in the module's docstring)."""
+def previous_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``Trainer.step`` as it was (see ``previous`` in the module's docstring); returns the
+    losses."""
     images = normalize(batch["image"]).contiguous(memory_format=trainer.memory)
     with torch.autocast(
         trainer.ctx.device.type,
@@ -130,6 +131,7 @@ def previous_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> None:
     trainer.scaler.scale(losses["loss"]).backward()
     trainer.scaler.step(trainer.optimizer)
     trainer.scaler.update()
+    return losses
 
 
 def device_batch(trainer: Trainer, size: int) -> dict[str, torch.Tensor]:

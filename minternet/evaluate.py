@@ -103,10 +103,11 @@ def predict(
     ``dataset`` is ``InterHandDataset(..., train=False, input_size=model.input_size)``.
     ``device`` defaults to where the model's parameters are; another one moves the model
     there. The model runs in eval mode and is put back in its previous mode. ``mixed``
-    runs it under bfloat16 autocast with ``channels_last`` weights and inputs (default: on
-    CUDA where bfloat16 is supported, else float32); the argmax decoding runs on the device
-    on the heatmaps as the model wrote them, and each batch's results are brought back while
-    the device works on the next one.
+    runs it under bfloat16 autocast with ``channels_last`` inputs (default: on CUDA where
+    bfloat16 is supported, else float32); the weights keep their layout, so a model in
+    training keeps its own (put them in channels_last for the full gain, as :func:`evaluate`
+    does on CUDA). The argmax decoding runs on the device on the heatmaps as the model wrote
+    them, and each batch's results are brought back while the device works on the next one.
 
     Returns numpy arrays over the N samples: ``keypoints`` (N, 42, 3) float32, original-image
     px u, v and z mm relative to the joint's wrist; ``hand_type`` (N, 2) bool [right, left];
@@ -119,8 +120,7 @@ def predict(
     if mixed is None:
         mixed = device.type == "cuda" and torch.cuda.is_bf16_supported()
     was_training = model.training
-    model.to(device, memory_format=torch.channels_last if mixed else torch.contiguous_format)
-    model.eval()
+    model.to(device).eval()
     chunks, pending = [], None
     try:
         with torch.no_grad():
@@ -318,6 +318,8 @@ def evaluate(
         predictions, arch = oracle_predictions(dataset, codec), "oracle"
     else:
         model = load_checkpoint(checkpoint, device)
+        if next(model.parameters()).is_cuda:  # predict() runs in bf16 with channels_last there
+            model.to(memory_format=torch.channels_last)
         dataset, split = open_split(root, split, model.input_size, missing_images)
         predictions = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
         codec, arch = model_codec(model), arch_name(model)

@@ -75,25 +75,28 @@ def device_batches(
         return
     copies = torch.cuda.Stream(device)
 
-    def start(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def start(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.cuda.Event]:
         with torch.cuda.stream(copies):
-            return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            done = torch.cuda.Event()
+            done.record(copies)
+        return moved, done
 
-    def ready(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def ready(moved: dict[str, torch.Tensor], done: torch.cuda.Event) -> dict[str, torch.Tensor]:
         compute = torch.cuda.current_stream(device)
-        compute.wait_stream(copies)
-        for tensor in batch.values():  # the allocator must not reuse it before compute is done
+        compute.wait_event(done)  # this batch's copy only, not the next one's
+        for tensor in moved.values():  # the allocator must not reuse it before compute is done
             tensor.record_stream(compute)
-        return batch
+        return moved
 
     pending = None
     for batch in batches:
-        moved = start(batch)
+        started = start(batch)
         if pending is not None:
-            yield ready(pending)
-        pending = moved
+            yield ready(*pending)
+        pending = started
     if pending is not None:
-        yield ready(pending)
+        yield ready(*pending)
 
 
 def train(
