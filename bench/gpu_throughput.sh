@@ -67,7 +67,7 @@ if [ "${1:-}" = "--tiny" ]; then
     # A small synthetic tree, so that the epoch and the evaluation are short too.
     DATA=$(mktemp -d)/tree
     "$PYTHON" -m minternet synth --out "$DATA" --train 24 --val 0 --test 8 --captures 1 \
-        --workers 1 --quiet
+        --workers 1 --quiet > /dev/null
     FIRST=8:bf16+cl:previous,8:bf16+cl:eager,8:bf16+cl:compiled
     REST=8:fp32:previous,8:fp32:eager,4:bf16+cl:eager
     TARGET=8:bf16+cl:compiled

@@ -320,7 +320,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="also time one training epoch in these settings",
     )
     parser.add_argument("--budget", type=float, default=None, help="seconds; see the docstring")
-    parser.add_argument("--peak-size", type=int, default=8192, help="side of the peak matmul")
+    parser.add_argument(
+        "--peak-size", type=int, default=None, help="side of the peak matmul (8192; CPU 1024)"
+    )
     parser.add_argument("--json", default=None, help="also write the numbers here")
     parser.add_argument(
         "--report",
@@ -358,6 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"device {ctx.device} ({name}); torch {torch.__version__}, CUDA {torch.version.cuda}; "
         f"config {args.config}"
     )
+    args.peak_size = args.peak_size or (8192 if cuda else 1024)
     peak = matmul_peak(ctx.device, half, args.peak_size)
     results["matmul_peak_tflops"] = peak
     print(f"{mixed} matmul {args.peak_size}^3: {peak:.1f} TFLOP/s (the peak of the fractions)")
@@ -392,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
                 channels_last=precision.endswith("+cl"),
                 compile=mode == "compiled",
             )
-            trainer = batch = None
+            trainer = batch = step = None  # free the previous variant's memory first
             gc.collect()
             if cuda:
                 torch.cuda.empty_cache()
