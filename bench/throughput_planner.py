@@ -222,6 +222,8 @@ def epoch_rate(
     gc.collect()
     trainer = Trainer(ctx, config, Path(args.data), Path(tmp) / "epoch", resume=False)
     record = trainer.train_epoch(progress=False)
+    if mode == "compiled" and not trainer.compiled:
+        mode = "eager (not compiled here)"
     print(
         f"  one epoch, batch {batch_size} {precision} {mode}, {args.workers} workers: "
         f"{record['samples_per_second']:.1f} crops/s after its first step "
