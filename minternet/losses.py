@@ -4,9 +4,9 @@ The dense heatmap target is 42 x 64^3 floats per sample (44 MB); it is never mad
 loss, mean(w (P - T)^2), expands to [sum w P^2 - 2 sum w P T + sum w T^2] / N, and since
 T = 255 fz (x) fy (x) fx (see :meth:`minternet.codec.HeatmapCodec.factors`), sum P T is three
 contractions of P with the factors and sum T^2 a product of three per-axis sums. The
-gradient of the dense loss, 2 w (P - T) / N, is written out in one pass over P (in P's
-dtype) rather than left to autograd through the contractions, which would add three
-full-size volumes.
+gradient of the dense loss, 2 w (P - T) / N, is written out directly from P and the factors,
+in P's dtype (one fused pass under ``torch.compile``), rather than left to autograd through
+the contractions, which would add three full-size volumes.
 
 The prediction volume is by far the largest tensor of a training step (64 x 42 x 64^3
 values at batch 64, 1.4 GB in bfloat16), so the loss reads it in the dtype the model wrote
@@ -97,7 +97,8 @@ class _SeparableSums(torch.autograd.Function):
         pred, fz, fy, fx = ctx.saved_tensors
 
         def block(s: slice) -> torch.Tensor:
-            # (g1 fz) (x) fy over (z, y), times fx by broadcasting in the addcmul.
+            # (g1 fz) (x) fy over (z, y), then times fx by broadcasting: the same products,
+            # in the same order, as autograd through the contractions (bit for bit in float32).
             zy = (grad_pt[:, s, None] * fz[:, s])[..., :, None] * fy[:, s, None, :]
             part = _float32(pred[:, s]) * (2 * grad_p2[:, s])[..., None, None, None]
             return part + zy[..., None] * fx[:, s, None, None, :]
