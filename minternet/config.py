@@ -93,7 +93,9 @@ class TrainConfig:
     times ``gamma`` from each epoch in ``milestones``.
 
     Engine: ``amp`` ("auto": bf16 on CUDA where supported, else fp16 with a gradient scaler,
-    and float32 on the CPU; or "bf16", "fp16", "off"); ``channels_last``; ``batch_norm``
+    and float32 on the CPU; or "bf16", "fp16", "off"); ``channels_last``; ``compile``
+    (``torch.compile`` the model and the heatmap loss on CUDA, where it is checked to work
+    before the run; ignored on the CPU, where compiling costs more than it saves); ``batch_norm``
     ("batch": each process's own batch statistics, averaged across processes at each epoch's
     end, as mmpose; "frozen": running statistics only, for small batches);
     ``checkpoint_steps`` (also save every that many steps; 0: at epoch ends only); ``seed``.
@@ -120,6 +122,7 @@ class TrainConfig:
     gamma: float = 0.1
     amp: str = "auto"
     channels_last: bool = True
+    compile: bool = True
     batch_norm: str = "batch"
     checkpoint_steps: int = 2000
     seed: int = 0

@@ -51,13 +51,18 @@ def _check_dataset(dataset: InterHandDataset, input_size: int) -> None:
 
 def _assemble(
     batch: Mapping[str, torch.Tensor],
-    crop_keypoints: np.ndarray,
-    hand_type: np.ndarray,
-    rel_root_depth: np.ndarray,
+    crop_keypoints: np.ndarray | torch.Tensor,
+    hand_type: np.ndarray | torch.Tensor,
+    rel_root_depth: np.ndarray | torch.Tensor,
 ) -> Predictions:
-    """One batch of decoded outputs as a :data:`Predictions` chunk: crop px are mapped back
-    to original px through each sample's inverse crop; z is unchanged.
+    """One batch of decoded outputs (numpy, or tensors on any device) as a
+    :data:`Predictions` chunk: crop px are mapped back to original px through each sample's
+    inverse crop; z is unchanged.
     """
+    crop_keypoints, hand_type, rel_root_depth = (
+        v.cpu().numpy() if isinstance(v, torch.Tensor) else v
+        for v in (crop_keypoints, hand_type, rel_root_depth)
+    )
     size = int(batch["image"].shape[-1])
     keypoints = crop_keypoints.astype(np.float64)
     for b in range(len(keypoints)):
@@ -88,12 +93,18 @@ def predict(
     device: str | torch.device | None = None,
     num_workers: int = 0,
     flip_test: bool = False,
+    mixed: bool | None = None,
 ) -> Predictions:
     """Decoded predictions of ``model`` on every crop of ``dataset``, in row order.
 
     ``dataset`` is ``InterHandDataset(..., train=False, input_size=model.input_size)``.
     ``device`` defaults to where the model's parameters are; another one moves the model
-    there. The model runs in eval mode in float32 and is put back in its previous mode.
+    there. The model runs in eval mode and is put back in its previous mode. ``mixed``
+    runs it under bfloat16 autocast with ``channels_last`` inputs (default: on CUDA where
+    bfloat16 is supported, else float32); the weights keep their layout, so a model in
+    training keeps its own (put them in channels_last for the full gain, as :func:`evaluate`
+    does on CUDA). The argmax decoding runs on the device on the heatmaps as the model wrote
+    them, and each batch's results are brought back while the device works on the next one.
     ``flip_test`` averages each crop's outputs with its mirror's (:meth:`InterNet.flip_test`).
 
     Returns numpy arrays over the N samples: ``keypoints`` (N, 42, 3) float32, original-image
@@ -104,26 +115,42 @@ def predict(
     codec = model_codec(model)
     _check_dataset(dataset, codec.input_size)
     device = next(model.parameters()).device if device is None else torch.device(device)
+    if mixed is None:
+        mixed = device.type == "cuda" and torch.cuda.is_bf16_supported()
     was_training = model.training
     model.to(device).eval()
-    chunks = []
+    chunks, pending = [], None
     try:
         with torch.no_grad():
             for batch in make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers):
-                images = normalize(batch["image"].to(device, non_blocking=True))
-                out = model.flip_test(images) if flip_test else model(images)
-                crop, _ = codec.decode(out.heatmaps.float())
-                chunks.append(
-                    _assemble(
-                        batch,
-                        crop.cpu().numpy(),
-                        codec.decode_hand_type(out.hand_logits).cpu().numpy(),
-                        codec.decode_root(out.root_depth[:, 0].float()).cpu().numpy(),
-                    )
-                )
+                images = batch["image"].to(device, non_blocking=True)
+                outputs = infer(model, images, codec, mixed, flip_test)
+                if pending is not None:  # the previous batch, while this one computes
+                    chunks.append(_assemble(*pending))
+                pending = (batch, *outputs)
+            if pending is not None:
+                chunks.append(_assemble(*pending))
     finally:
         model.train(was_training)
     return _concat(chunks)
+
+
+def infer(
+    model: InterNet, images: torch.Tensor, codec: HeatmapCodec, mixed: bool,
+    flip_test: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`predict`'s work on one batch of uint8 crops (B, 3, S, S) on the model's device,
+    all of it there: crop keypoints (B, 42, 3) float32 px and mm, hand presence (B, 2) bool,
+    relative root depth (B,) float32 mm. ``mixed``: bfloat16 autocast and channels_last;
+    ``flip_test``: outputs averaged with the mirrored crop's (:meth:`InterNet.flip_test`).
+    """
+    memory = torch.channels_last if mixed else torch.contiguous_format
+    with torch.autocast(images.device.type, torch.bfloat16, enabled=mixed):
+        x = normalize(images).contiguous(memory_format=memory)
+        out = model.flip_test(x) if flip_test else model(x)
+    crop, _ = codec.decode(out.heatmaps)
+    hand_type = codec.decode_hand_type(out.hand_logits)
+    return crop, hand_type, codec.decode_root(out.root_depth[:, 0].float())
 
 
 def oracle_predictions(dataset: InterHandDataset, codec: HeatmapCodec) -> Predictions:
@@ -305,6 +332,8 @@ def evaluate(
         predictions, arch = oracle_predictions(dataset, codec), "oracle"
     else:
         model = load_checkpoint(checkpoint, device)
+        if next(model.parameters()).is_cuda:  # predict() runs in bf16 with channels_last there
+            model.to(memory_format=torch.channels_last)
         dataset, split = open_split(root, split, model.input_size, missing_images, bad_images)
         predictions = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
         codec, arch = model_codec(model), arch_name(model)

@@ -45,12 +45,13 @@ class InterNetOutput(NamedTuple):
     Attributes:
         heatmaps: (B, 42, D, H, W) float, unnormalised 3D heatmap logits; axis 1 is the joint
             (0-20 right hand, 21-41 left), axis 2 the depth bin, axes 3-4 heatmap pixels.
+            With ``join_hands=False`` the pair (right, left) of (B, 21, D, H, W) blocks.
         root_depth: (B, 1) float, soft-argmax of the root-depth distribution, in bins
             [0, root_bins - 1] (the left root's depth relative to the right's, after decoding).
         hand_logits: (B, 2) float, raw logits for [right present, left present].
     """
 
-    heatmaps: torch.Tensor
+    heatmaps: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     root_depth: torch.Tensor
     hand_logits: torch.Tensor
 
@@ -109,9 +110,12 @@ class InterNetHead(nn.Module):
         self.root_head = FCHead(in_channels, root_bins)
         self.hand_type_head = FCHead(in_channels, 2)
 
-    def forward(self, features: torch.Tensor) -> InterNetOutput:
-        """(B, C, h, w) layer4 features -> :class:`InterNetOutput`."""
-        heatmaps = torch.cat([self.right_hand_head(features), self.left_hand_head(features)], 1)
+    def forward(self, features: torch.Tensor, join_hands: bool = True) -> InterNetOutput:
+        """(B, C, h, w) layer4 features -> :class:`InterNetOutput` (see
+        :meth:`InterNet.forward` for ``join_hands``)."""
+        heatmaps = (self.right_hand_head(features), self.left_hand_head(features))
+        if join_hands:
+            heatmaps = torch.cat(heatmaps, 1)
         pooled = features.mean(dim=(2, 3))  # global average pooling: (B, C)
         probs = self.root_head(pooled).softmax(dim=1)
         bins = torch.arange(probs.shape[1], dtype=probs.dtype, device=probs.device)
@@ -186,8 +190,12 @@ class InterNet(nn.Module):
             if isinstance(m, nn.Conv2d | nn.Linear | nn.BatchNorm2d) and m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> InterNetOutput:
+    def forward(self, x: torch.Tensor, join_hands: bool = True) -> InterNetOutput:
         """(B, 3, S, S) float, ImageNet-normalised RGB -> :class:`InterNetOutput`.
+
+        ``join_hands=False`` returns the heatmaps as the two hands' blocks, which
+        :func:`~minternet.losses.internet_loss` takes as they are: training then never
+        copies the largest tensor of the step into one (B, 42, D, H, W) volume.
 
         Raises:
             ValueError: when the input is not S x S with S = :attr:`input_size`, since the
@@ -200,7 +208,7 @@ class InterNet(nn.Module):
                 f"{self.input_size}), because {self.input_size} / 32 * 2**{layers} = {size} "
                 "(heatmap_size); resize the crops or build the model with another heatmap_size"
             )
-        return self.head(self.backbone(x))
+        return self.head(self.backbone(x), join_hands)
 
     def flip_test(self, x: torch.Tensor) -> InterNetOutput:
         """The mean of the outputs for ``x`` and, mapped back by :func:`flip_output`, for

@@ -15,7 +15,9 @@ import collections
 import dataclasses
 import json
 import logging
+import math
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,53 @@ def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     if setting == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+def compile_works(device: torch.device) -> bool:
+    """Whether ``torch.compile`` (Inductor) builds and runs a small forward and backward on
+    ``device``; a missing compiler toolchain is then found before the run, not in it."""
+    try:
+        probe = torch.compile(lambda x: (x * x).sum(dim=1), dynamic=False)
+        x = torch.ones(4, 8, device=device, requires_grad=True)
+        probe(x).sum().backward()
+        return bool(torch.equal(x.grad, torch.full_like(x, 2.0)))
+    except Exception as err:  # any failure of the compiler stack means: run eagerly
+        log.warning("torch.compile does not work on %s (%s); training runs eagerly", device, err)
+        return False
+
+
+def device_batches(
+    batches: Iterable[dict[str, torch.Tensor]], device: torch.device
+) -> Iterator[dict[str, torch.Tensor]]:
+    """``batches`` on ``device``, each copy started one batch ahead: on CUDA the copy from
+    the loader's pinned memory runs on a side stream while the previous step computes."""
+    if device.type != "cuda":
+        yield from ({k: v.to(device) for k, v in batch.items()} for batch in batches)
+        return
+    copies = torch.cuda.Stream(device)
+
+    def start(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.cuda.Event]:
+        with torch.cuda.stream(copies):
+            moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            done = torch.cuda.Event()
+            done.record(copies)
+        return moved, done
+
+    def ready(moved: dict[str, torch.Tensor], done: torch.cuda.Event) -> dict[str, torch.Tensor]:
+        compute = torch.cuda.current_stream(device)
+        compute.wait_event(done)  # this batch's copy only, not the next one's
+        for tensor in moved.values():  # the allocator must not reuse it before compute is done
+            tensor.record_stream(compute)
+        return moved
+
+    pending = None
+    for batch in batches:
+        started = start(batch)
+        if pending is not None:
+            yield ready(*pending)
+        pending = started
+    if pending is not None:
+        yield ready(*pending)
 
 
 def train(
@@ -160,6 +209,8 @@ class Trainer:
         )
         self.memory = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(ctx.device, memory_format=self.memory)
+        if ctx.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick each conv's fastest kernel
         # Buffers are not broadcast each step: each process keeps its own BN statistics,
         # averaged at the end of an epoch (see distributed.average_buffers), as mmpose.
         self.net = (
@@ -167,7 +218,14 @@ class Trainer:
             if ctx.distributed
             else self.model
         )
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # compile: the full batches go through the compiled model and loss; the shorter last
+        # batch of an epoch runs eagerly instead of compiling the step again, mid-run.
+        self.compiled = config.compile and ctx.device.type == "cuda" and compile_works(ctx.device)
+        self.fast_net = torch.compile(self.net, dynamic=False) if self.compiled else self.net
+        # One kernel for the whole update on CUDA; the same arithmetic as the default loop.
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, fused=ctx.device.type == "cuda"
+        )
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, list(config.milestones), config.gamma
         )
@@ -177,6 +235,7 @@ class Trainer:
         # MPJPE, and this epoch's summed losses with the sample count last.
         self.pos: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "best": None}
         self.sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64, device=ctx.device)
+        self.last_loss = math.nan  # the latest step's total loss, read once per step
         self.history: list[dict[str, Any]] = []
         # The epoch record saved in last.pth before validation, and settings changed on resume.
         self.pending: dict[str, Any] | None = None
@@ -329,23 +388,32 @@ class Trainer:
         """One optimisation step on one batch; returns the losses (before the step)."""
         batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
         images = normalize(batch["image"]).contiguous(memory_format=self.memory)
+        compiled = self.compiled and len(images) == self.config.batch_size
         with torch.autocast(
             self.ctx.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
         ):
-            output = self.net(images)
+            output = (self.fast_net if compiled else self.net)(images, join_hands=False)
         losses = internet_loss(
-            output.heatmaps, output.root_depth, output.hand_logits, batch, self.codec
+            output.heatmaps,
+            output.root_depth,
+            output.hand_logits,
+            batch,
+            self.codec,
+            compiled=compiled,
         )
-        # Every process must agree, or one would wait forever in the gradient all-reduce.
-        if not dist.all_ranks_true(self.ctx, bool(torch.isfinite(losses["loss"]))):
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["loss"]).backward()
+        # Checked once the backward is queued, so the device is not left waiting for it;
+        # nothing has changed the weights yet. Every process must agree, or one would wait
+        # forever in the next gradient all-reduce.
+        self.last_loss = losses["loss"].item()
+        if not dist.all_ranks_true(self.ctx, math.isfinite(self.last_loss)):
             values = ", ".join(f"{k}={losses[k].item():.4g}" for k in LOSS_NAMES)
             raise NonFiniteLossError(
                 f"loss not finite at epoch {self.pos['epoch'] + 1}, step {self.pos['step'] + 1} "
                 f"({values}); the step was not applied and {self.last} holds the last good "
                 "state: resume from it, e.g. with --resume and a lower --lr"
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses["loss"]).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         values = torch.stack([losses[k].detach().double() for k in LOSS_NAMES])
@@ -370,19 +438,25 @@ class Trainer:
             disable=not (progress and self.ctx.is_main),
             dynamic_ncols=True,
         )
-        started, seen = time.perf_counter(), 0
-        for batch in self.loader:
-            losses = self.step(batch)
+        # The speed counts from the end of the first step, which compiles and tunes kernels
+        # (all of the epoch when it has one step).
+        started = time.perf_counter()
+        warm, seen, first = started, 0, 0
+        for i, batch in enumerate(device_batches(self.loader, self.ctx.device)):
+            self.step(batch)
             self.pos["step"] += 1
             self.pos["global_step"] += 1
             seen += len(batch["image"]) * self.ctx.world_size
-            rate = seen / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{losses['loss'].item():.4g}", samples_s=f"{rate:.1f}")
+            if i == 0:
+                warm, first = time.perf_counter(), seen
+            rate = (seen - first) / max(time.perf_counter() - warm, 1e-9)
+            bar.set_postfix(loss=f"{self.last_loss:.4g}", samples_s=f"{rate:.1f}")
             bar.update()
             if cfg.checkpoint_steps and self.pos["global_step"] % cfg.checkpoint_steps == 0:
                 self.save(self.last)
         bar.close()
-        seconds = time.perf_counter() - started
+        ended = time.perf_counter()
+        seconds = ended - started
         if cfg.batch_norm == "batch":
             dist.average_buffers(self.ctx, self.model)
         sums = dist.all_reduce_sum(self.ctx, self.sums)
@@ -391,7 +465,9 @@ class Trainer:
             "step": self.pos["global_step"],
             "lr": self.optimizer.param_groups[0]["lr"],
             "train": dict(zip(LOSS_NAMES, (sums[:-1] / sums[-1]).tolist(), strict=True)),
-            "samples_per_second": seen / max(seconds, 1e-9),
+            "samples_per_second": (
+                (seen - first) / (ended - warm) if seen > first else seen / max(seconds, 1e-9)
+            ),
             "skipped_images": self.train_set.skipped,
             "seconds": seconds,
         }

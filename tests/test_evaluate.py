@@ -30,6 +30,7 @@ from minternet.evaluate import (
 )
 from minternet.metrics import METRIC_KEYS
 from minternet.model import SMALL_CONFIG, InterNet, InterNetOutput
+from minternet.transforms import normalize
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_SAMPLES = REPO / "data_samples"
@@ -252,3 +253,34 @@ def test_cli_as_a_process_has_no_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert str(missing) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mixed_precision_predict_agrees_with_float32() -> None:
+    # bf16 autocast + channels_last (CUDA's default) against float32, on the CPU. Joints
+    # whose float32 maximum beats the runner-up by more than bfloat16's rounding must land
+    # on the same voxel, so the same keypoint; the others are near-ties either way.
+    torch.manual_seed(0)
+    model = InterNet(**SMALL_CONFIG)
+    dataset = InterHandDataset(DATA_SAMPLES, "test", train=False, input_size=128)
+    dataset = dataset.select(np.arange(24))
+    seen = []
+    model.head.left_hand_head.final_layer.register_forward_hook(
+        lambda module, inputs, output: seen.append(
+            (output.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last))
+        )
+    )
+    reference = predict(model, dataset, batch_size=8, mixed=False)
+    mixed = predict(model, dataset, batch_size=8, mixed=True)
+    assert seen == [(torch.float32, False)] * 3 + [(torch.bfloat16, True)] * 3
+    with torch.no_grad():
+        images = torch.stack([torch.from_numpy(dataset[i]["image"]) for i in range(24)])
+        heatmaps = model.eval()(normalize(images.permute(0, 3, 1, 2))).heatmaps
+    top = heatmaps.flatten(2).topk(2, dim=-1).values
+    clear = ((top[..., 0] - top[..., 1]) > 2**-6 * top[..., 0].abs()).numpy()
+    same = (mixed["keypoints"] == reference["keypoints"]).all(-1)
+    assert clear.mean() > 0.5 and same[clear].all()
+    assert np.array_equal(mixed["hand_type"], reference["hand_type"])
+    # The root depth: within one bfloat16 step of its 400 mm range.
+    assert np.abs(mixed["rel_root_depth"] - reference["rel_root_depth"]).max() <= 400 * 2**-7
+    for key in ("index", "sample_valid"):
+        assert np.array_equal(mixed[key], reference[key])

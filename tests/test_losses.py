@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from minternet import InterHandDataset, collate
+from minternet import losses as losses_module
 from minternet.codec import HeatmapCodec
 from minternet.losses import (
     dense_heatmap_loss,
@@ -155,3 +156,83 @@ def test_internet_loss_on_real_frames(samples_dir: Path, tmp_path: Path) -> None
     assert losses["loss_kpt"].item() == pytest.approx(dense.item(), rel=1e-6)
     losses["loss"].backward()
     assert all(t.grad is not None for t in (heatmaps, root, logits))
+
+
+def blocks_and_joined(dtype: torch.dtype, seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The two hands' (2, 21, 16, 16, 16) prediction blocks in ``dtype``, half the joints near
+    their target (where the loss's terms cancel), and the same values joined in float32."""
+    keypoints, _ = random_keypoints(TINY, 2, seed)
+    target, _ = dense_targets(TINY, keypoints, np.ones((2, 42), np.float32))
+    torch.manual_seed(seed)
+    near = (torch.rand(2, 42) < 0.5)[..., None, None, None]
+    noise = torch.randn(target.shape)
+    joined = torch.where(near, target + noise, 30 * noise).to(dtype)
+    return [joined[:, :21].clone(), joined[:, 21:].clone()], joined.float()
+
+
+def loss_and_grads(pred, keypoints, valid, **kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    pred = [p.detach().requires_grad_() for p in pred]
+    loss = heatmap_loss(pred, keypoints, valid, TINY, **kwargs)
+    return loss, list(torch.autograd.grad(loss, pred))
+
+
+def test_hands_apart_equal_the_joined_volume() -> None:
+    keypoints, valid = map(torch.from_numpy, random_keypoints(TINY, 2, 10))
+    blocks, joined = blocks_and_joined(torch.float32, 10)
+    loss, grads = loss_and_grads(blocks, keypoints, valid)
+    joined_loss, (joined_grad,) = loss_and_grads([joined], keypoints, valid)
+    assert loss.item() == joined_loss.item()
+    assert torch.equal(torch.cat(grads, 1), joined_grad)
+
+
+@pytest.mark.parametrize("chunk_bytes", [2**28, 3 * 4 * 2 * 16**3])  # one chunk; 3 joints
+def test_bfloat16_prediction_loses_nothing_in_the_loss(monkeypatch, chunk_bytes: int) -> None:
+    # The loss of a bfloat16 prediction is the float32 loss of the same values, and its
+    # gradient that float32 gradient rounded to bfloat16: within 2^-8 of it (half an ulp).
+    monkeypatch.setattr(losses_module, "_CHUNK_BYTES", chunk_bytes)
+    keypoints, valid = map(torch.from_numpy, random_keypoints(TINY, 2, 11))
+    blocks, joined = blocks_and_joined(torch.bfloat16, 11)
+    loss, grads = loss_and_grads(blocks, keypoints, valid)
+    loss32, (grad32,) = loss_and_grads([joined], keypoints, valid)
+    assert loss.dtype == torch.float32
+    assert abs(loss.item() / loss32.item() - 1) <= 1e-6
+    grad = torch.cat(grads, 1)
+    assert grad.dtype == torch.bfloat16
+    error = (grad.float() - grad32).abs()
+    assert (error <= 2**-8 * grad32.abs() + 1e-6 * grad32.abs().max()).all()
+    assert error.max() > 0  # the gradient really is in bfloat16
+
+
+def test_bfloat16_loss_makes_no_float32_copy_of_the_volume(monkeypatch) -> None:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class LargestFloat32(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, tuple | list) else [out]:
+                if isinstance(t, torch.Tensor) and t.dtype == torch.float32:
+                    self.largest = max(self.largest, t.numel())
+            return out
+
+    monkeypatch.setattr(losses_module, "_CHUNK_BYTES", 4 * 4 * 2 * 16**3)  # 4 joints a chunk
+    keypoints, valid = map(torch.from_numpy, random_keypoints(TINY, 2, 12))
+    blocks, _ = blocks_and_joined(torch.bfloat16, 12)
+    with LargestFloat32() as mode:
+        loss_and_grads(blocks, keypoints, valid)
+    assert 0 < mode.largest <= 4 * 2 * 16**3  # one chunk at most, not 42 joints' worth
+
+
+def test_compiled_loss_matches_eager() -> None:
+    # What CUDA runs (torch.compile of the pass over P), here compiled for the CPU.
+    keypoints, valid = map(torch.from_numpy, random_keypoints(TINY, 2, 13))
+    blocks, _ = blocks_and_joined(torch.bfloat16, 13)
+    loss, grads = loss_and_grads(blocks, keypoints, valid)
+    fused, fused_grads = loss_and_grads(blocks, keypoints, valid, compiled=True)
+    assert abs(fused.item() / loss.item() - 1) <= 1e-5
+    for got, want in zip(fused_grads, grads, strict=True):
+        assert got.dtype == torch.bfloat16
+        # Both round a float32 gradient to bfloat16; the float32 sums differ in order only.
+        bound = 2**-7 * want.float().abs() + 1e-6 * want.float().abs().max()
+        assert ((got.float() - want.float()).abs() <= bound).all()

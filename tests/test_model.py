@@ -161,3 +161,11 @@ def test_small_config_trains_one_step(small: InterNet) -> None:
     opt.step()
     assert not torch.equal(before, small.head.root_head.fc[0].weight)
     assert small.head.right_hand_head.deconv_layers[1].num_batches_tracked.item() == 1
+
+
+def test_hands_apart_are_the_blocks_of_the_joined_heatmaps(small: InterNet) -> None:
+    x = torch.randn(2, 3, 128, 128)
+    joined = small(x)
+    right, left = small(x, join_hands=False).heatmaps
+    assert right.shape == left.shape == (2, 21, 16, 16, 16)
+    assert torch.equal(torch.cat([right, left], 1), joined.heatmaps)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_tool
 
 from minternet import checkpoint
 from minternet import train as train_module
@@ -27,7 +28,7 @@ from minternet.distributed import ShardedSampler, setup
 from minternet.model import InterNet
 from minternet.synth.plan import SynthSpec
 from minternet.synth.write import write_dataset
-from minternet.train import NonFiniteLossError, Trainer, train
+from minternet.train import LOSS_NAMES, NonFiniteLossError, Trainer, train
 
 # ResNet-18, 4 x 4 heatmaps after one deconvolution: a 64 x 64 input.
 SMALL = {
@@ -334,3 +335,76 @@ def test_cli_train_then_eval_on_data_samples(tmp_path: Path) -> None:
     ).stdout
     assert "| data_samples/test | InterNet ResNet-18 (16x16x16) | 128x128 |" in table
     assert json.loads((tmp_path / "test.json").read_text())["samples"] == 120
+
+
+def twin_trainers(tree: Path, tmp_path: Path, **changes: str) -> tuple[Trainer, Trainer]:
+    """Two trainers with the same weights and settings (on the CPU)."""
+    config = TINY.replace({**SMALL, "epochs": "1", "batch_size": "4", "val_split": "", **changes})
+    return tuple(
+        Trainer(setup("cpu"), config, tree, tmp_path / name, resume=False) for name in "ab"
+    )
+
+
+@pytest.mark.parametrize(("amp", "channels_last"), [("off", "false"), ("off", "true"),
+                                                    ("bf16", "true")])
+def test_step_computes_what_the_previous_step_did(
+    tree: Path, tmp_path: Path, amp: str, channels_last: str
+) -> None:
+    # The previous step (one joined volume, a float32 copy for the loss, autograd through
+    # its contractions) is kept in bench/throughput_planner.py as the speed baseline.
+    previous_step = load_tool("throughput_planner", "bench").previous_step
+    ours, before = twin_trainers(tree, tmp_path, amp=amp, channels_last=channels_last)
+    batch = next(iter(ours.loader))
+    losses = ours.step(batch)
+    reference = previous_step(before, batch)
+    for name in LOSS_NAMES:  # float32 and bfloat16 alike: the loss adds no rounding
+        assert abs(losses[name].item() / reference[name].item() - 1) <= 1e-6
+    for (name, p), q in zip(ours.model.named_parameters(), before.model.parameters(), strict=True):
+        # float32: the same gradients and the same Adam step, to 1e-6 relative (bit for bit
+        # on this CPU); bfloat16: the heatmap gradient may differ in its last bit.
+        tolerance = 1e-6 if amp == "off" else 2**-7
+        assert (p.grad - q.grad).norm() <= tolerance * q.grad.norm(), name
+        assert (p - q).norm() <= max(tolerance, 1e-6) * q.norm(), name
+
+
+def test_compile_is_off_on_the_cpu_and_checked_before_use(
+    tree: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    trainer, _ = twin_trainers(tree, tmp_path, compile="true")
+    assert not trainer.compiled and trainer.fast_net is trainer.net
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C compiler")
+
+    monkeypatch.setattr(train_module.torch, "compile", broken)
+    with caplog.at_level("WARNING"):
+        assert not train_module.compile_works(torch.device("cpu"))
+    assert "no C compiler" in caplog.text and "runs eagerly" in caplog.text
+
+
+def test_device_batches_keep_the_order(tree: Path, tmp_path: Path) -> None:
+    trainer, _ = twin_trainers(tree, tmp_path)
+    batches = list(trainer.loader)
+    moved = list(train_module.device_batches(batches, torch.device("cpu")))
+    assert len(moved) == len(batches) == 6
+    for a, b in zip(moved, batches, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+def test_epoch_speed_leaves_out_the_first_step(tree: Path, tmp_path: Path, monkeypatch) -> None:
+    # The first step compiles and tunes kernels on a GPU: 2 s here, the others 10 ms.
+    trainer, _ = twin_trainers(tree, tmp_path)
+    calls = []
+
+    def step(batch: dict[str, torch.Tensor]) -> None:
+        time.sleep(2.0 if not calls else 0.01)
+        calls.append(len(batch["image"]))
+        trainer.last_loss = 1.0
+
+    monkeypatch.setattr(trainer, "step", step)
+    record = trainer.train_epoch(progress=False)
+    assert calls == [4] * 6
+    assert record["seconds"] >= 2.0
+    # 20 crops in the time after the first step, far above 24 crops over the whole epoch.
+    assert record["samples_per_second"] > 2 * 24 / record["seconds"]
