@@ -27,9 +27,10 @@ CHAPTERS = colab_cell.chapter_notebooks(BOOK)
 
 WITH_REQUIREMENTS = (
     "00_setup", "01_dataset_geometry", "02_crops_and_augmentation", "03_resnet_features",
-    "04_heatmaps", "05_root_depth", "06_handedness", "09_full_scale", "10_trained_model",
+    "04_heatmaps", "05_root_depth", "06_handedness", "07_metrics", "08_training",
+    "09_full_scale", "10_trained_model", "A_synthetic_interhand",
 )
-"""Chapters that open with the requirements block; the others still lack it."""
+"""Every chapter: each opens with the requirements block."""
 NEEDS = ("CPU is enough", "a GPU helps", "a GPU and the dataset")
 """What a chapter may say it needs, word for word at the start of its **Needs:** line."""
 ALLOWED_HOSTS = {
@@ -170,3 +171,8 @@ def test_every_link_points_to_an_allowed_host() -> None:
            if url.split("/")[2].lower() not in ALLOWED_HOSTS]
     assert not bad, "links to hosts outside ALLOWED_HOSTS:\n" + "\n".join(bad)
     assert all(url.startswith("https://") for _, url in links), "links use https"
+
+
+def test_every_chapter_is_held_to_the_requirements_block() -> None:
+    chapters = {path.stem for path in colab_cell.chapter_notebooks(BOOK)}
+    assert chapters == set(WITH_REQUIREMENTS)
