@@ -197,10 +197,6 @@ CHECKPOINTS: dict[str, PublishedCheckpoint] = {
 """mmpose's published InterNet-ResNet-50 checkpoints (256 x 256, 64^3) by short name."""
 
 
-def _matches(path: Path, prefix: str) -> bool:
-    return file_digest(path).startswith(prefix)
-
-
 def checkpoint_file(
     checkpoint: str | PublishedCheckpoint,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -231,25 +227,24 @@ def checkpoint_file(
             raise WeightsUnavailableError(
                 f"${ENV_WEIGHTS}={folder} has no {checkpoint.filename}: download it from "
                 f"{checkpoint.url} and put it there, or unset {ENV_WEIGHTS} to download it")
-        if not _matches(path, prefix):
-            raise ChecksumError(path, prefix, file_digest(path)[:8], source=f"${ENV_WEIGHTS}")
+        if (actual := file_digest(path)[: len(prefix)]) != prefix:
+            raise ChecksumError(path, prefix, actual, source=f"${ENV_WEIGHTS}")
         return path
     cache = Path(cache_dir) if cache_dir is not None else cache_root() / "weights"
     dest = cache / checkpoint.filename
-    if dest.is_file() and _matches(dest, prefix):
+    if dest.is_file() and file_digest(dest).startswith(prefix):
         return dest
     dest.unlink(missing_ok=True)
     url = checkpoint.source()
-    for attempt in range(1, attempts + 1):
+    failure: Exception | None = None
+    for _ in range(attempts):
         try:
             return download(url, dest, prefix, timeout=timeout, progress=progress, resume=True)
-        except ConnectionError:  # cut off mid-file: the next attempt resumes the .part file
-            if attempt < attempts:
-                continue
-            failure: Exception = ConnectionError(f"cut off {attempts} times")
-        except (OSError, HTTPException) as err:
+        except ConnectionError as err:  # cut off mid-file: the next attempt resumes the .part
             failure = err
-        break
+        except (OSError, HTTPException) as err:  # unreachable, refused, missing: final
+            failure = err
+            break
     raise WeightsUnavailableError(
         f"checkpoint {checkpoint.name} needs {checkpoint.filename}, which could not be "
         f"downloaded from {url} ({failure}). On a machine with network access, download it "
