@@ -172,6 +172,42 @@ def oracle_predictions(dataset: InterHandDataset, codec: HeatmapCodec) -> Predic
     return _concat(chunks)
 
 
+def average_pose_predictions(
+    train: InterHandDataset, dataset: InterHandDataset, codec: HeatmapCodec
+) -> Predictions:
+    """:func:`predict`'s output for a network that ignores the pixels: the baseline a trained
+    model must beat.
+
+    Every crop of ``dataset`` gets the mean crop-space pose of ``train``'s crops (per joint,
+    over the crops where it is valid: u, v px and z mm relative to its wrist), mapped back
+    through its own inverse crop, with the GT hand type and the mean relative root depth.
+    Because the crop is cut around the GT box, this already knows where the hands are and
+    how large: what it misses is the pose. Both datasets are test crops
+    (``train=False``) of the codec's input size.
+    """
+    _check_dataset(train, codec.input_size)
+    _check_dataset(dataset, codec.input_size)
+    total, count = torch.zeros(42, 3, dtype=torch.float64), torch.zeros(42, dtype=torch.float64)
+    root_total, root_count = 0.0, 0.0
+    for batch in make_loader(train, _ORACLE_BATCH, shuffle=False):
+        valid = batch["joint_valid"].double()
+        total += (batch["keypoints"].double() * valid[..., None]).sum(0)
+        count += valid.sum(0)
+        root_valid = batch["rel_root_valid"].double().reshape(-1)
+        root_total += float((batch["rel_root_depth"].double().reshape(-1) * root_valid).sum())
+        root_count += float(root_valid.sum())
+    centre = torch.tensor([codec.input_size / 2, codec.input_size / 2, 0.0], dtype=torch.float64)
+    mean = torch.where(count[:, None] > 0, total / count.clamp(min=1)[:, None], centre)
+    root = root_total / root_count if root_count else 0.0
+    chunks = []
+    for batch in make_loader(dataset, _ORACLE_BATCH, shuffle=False):
+        n = len(batch["index"])
+        poses = mean.float().expand(n, 42, 3).numpy()
+        roots = np.full(n, root, np.float32)
+        chunks.append(_assemble(batch, poses, batch["hand_type"].numpy() > 0, roots))
+    return _concat(chunks)
+
+
 def ground_truth(dataset: InterHandDataset, predictions: Predictions) -> dict[str, np.ndarray]:
     """The GT of the predicted rows, keyed as :func:`interhand_metrics`' arguments:
     ``gt_joint_cam``, ``joint_valid``, ``gt_hand_type``, ``hand_type_valid``, ``abs_depth``,

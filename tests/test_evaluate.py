@@ -20,6 +20,7 @@ from minternet.dataset import InterHandDataset
 from minternet.evaluate import (
     TABLE_COLUMNS,
     Report,
+    average_pose_predictions,
     evaluate_checkpoint,
     evaluate_model,
     ground_truth,
@@ -30,7 +31,7 @@ from minternet.evaluate import (
 )
 from minternet.metrics import METRIC_KEYS
 from minternet.model import SMALL_CONFIG, InterNet, InterNetOutput
-from minternet.transforms import normalize
+from minternet.transforms import apply_affine, normalize, sample_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_SAMPLES = REPO / "data_samples"
@@ -61,6 +62,26 @@ def test_oracle_on_the_real_frames_is_the_quantisation_floor(
     # one left-only, two full interacting frames), so both averages coincide here.
     original = score_predictions(oracle, crops_256, protocol="original")
     assert original == pytest.approx(result, rel=1e-5)
+
+
+def test_average_pose_predicts_the_training_mean_in_every_crop(
+    crops_256: InterHandDataset, oracle: dict[str, np.ndarray]
+) -> None:
+    samples = [crops_256[i] for i in range(len(crops_256))]
+    valid = np.stack([s["joint_valid"] for s in samples])
+    keypoints = np.stack([s["keypoints"] for s in samples]).astype(np.float64)
+    mean = (keypoints * valid[..., None]).sum(0) / valid.sum(0)[:, None]
+    roots = [float(s["rel_root_depth"]) for s in samples if s["rel_root_valid"] > 0]
+    baseline = average_pose_predictions(crops_256, crops_256, HeatmapCodec())
+    for j, sample in enumerate(samples):  # back into each crop, the same pose every time
+        in_crop = apply_affine(sample_matrix(sample), baseline["keypoints"][j, :, :2])
+        assert np.allclose(in_crop, mean[:, :2], atol=1e-3)
+        assert np.allclose(baseline["keypoints"][j, :, 2], mean[:, 2], atol=1e-4)
+    assert np.array_equal(baseline["hand_type"], np.stack([s["hand_type"] > 0 for s in samples]))
+    assert np.allclose(baseline["rel_root_depth"], np.mean(roots), atol=1e-3)
+    scores = score_predictions(baseline, crops_256)
+    assert scores["APh"] == 1.0
+    assert scores["MPJPE_all"] > score_predictions(oracle, crops_256)["MPJPE_all"] + 10
 
 
 def test_oracle_keypoints_land_within_half_a_voxel_of_the_projection(

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from minternet.synth import render
+from minternet.synth import render, studio
 from minternet.synth.render import Lighting, Render
 
 FOCAL = np.array([1200.0, 1200.0])
@@ -165,18 +165,8 @@ def test_joint_visible():
     assert seen.tolist() == [True, False, True, False, False, False]
 
 
-def test_background():
-    first = render.background(np.random.default_rng(3), SIZE)
-    assert first.shape == (334, 512, 3) and first.dtype == np.uint8
-    assert render.background(np.random.default_rng(3), (334, 512)).shape == (512, 334, 3)
-    assert np.array_equal(first, render.background(np.random.default_rng(3), SIZE))
-    others = [render.background(np.random.default_rng(seed), SIZE) for seed in range(4)]
-    assert all(not np.array_equal(a, b) for i, a in enumerate(others) for b in others[i + 1 :])
-    assert 0 < np.mean(others) < 128  # a studio: dark on the whole
-
-
 def test_grey_and_jpeg():
-    image = render.background(np.random.default_rng(0), SIZE)
+    image = studio.background(np.random.default_rng(0), SIZE)
     grey = render.to_grey(image)
     assert grey.shape == image.shape and grey.dtype == np.uint8
     assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
@@ -186,10 +176,3 @@ def test_grey_and_jpeg():
     assert data[:2] == b"\xff\xd8" and data == render.encode_jpeg(image.copy(), 90)
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
     assert np.abs(decoded.astype(int) - image).mean() < 4  # RGB order survives the round trip
-
-
-def test_skin_tones_vary_within_range():
-    tones = np.array([render.skin_tone(np.random.default_rng(seed)) for seed in range(50)])
-    assert tones.shape == (50, 3) and (tones >= 0).all() and (tones <= 1).all()
-    assert np.ptp(tones.mean(-1)) > 0.3  # light to dark skin
-    assert (tones[:, 0] > tones[:, 2]).all()  # always warmer than blue

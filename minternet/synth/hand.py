@@ -228,3 +228,52 @@ def hand_capsules(joints: np.ndarray, shape: HandShape) -> tuple[np.ndarray, np.
     bone_radii = (radii[parent] + radii[child]) / 2
     palm_radii = 0.9 * (radii[pairs[:, 0]] + radii[pairs[:, 1]]) / 2
     return segments, np.concatenate([bone_radii, palm_radii, [1.1 * radii[20]]])
+
+
+SLEEVE_LENGTH = 200.0
+"""mm at scale 1: the sleeve that carries the forearm on out of the picture, towards the body."""
+
+
+def sleeve_capsule(segments: np.ndarray, shape: HandShape) -> tuple[np.ndarray, np.ndarray]:
+    """The sleeve beyond the forearm stub, drawn but not part of the collision volume.
+
+    segments: (..., 25, 2, 3) mm from :func:`hand_capsules`. Returns (..., 1, 2, 3) mm and
+    (1,) mm: from the stub's end on along its axis, a little wider than the forearm.
+    """
+    start, end = segments[..., 24, 0, :], segments[..., 24, 1, :]
+    step = end - start
+    step *= SLEEVE_LENGTH * shape.scale / np.linalg.norm(step, axis=-1, keepdims=True)
+    return np.stack([end, end + step], axis=-2)[..., None, :, :], np.array([1.4 * shape.radii[20]])
+
+
+def palmar_directions(joints: np.ndarray, side: str) -> np.ndarray:
+    """(..., 26, 3) unit vectors: the way the palm side of each rendered capsule faces.
+
+    joints: (..., 21, 3) mm, one hand in local joint order; side: "right" or "left".
+    Capsules as :func:`hand_capsules` plus :func:`sleeve_capsule`. The palm's normal comes
+    from the wrist and the index and pinky MCPs (its sign from ``side``, since a left hand is
+    a mirror image); each finger bone carries it on by the smallest rotation that turns the
+    previous bone onto it, which for a hinge is exactly its flexion.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    wrist = joints[..., 20, :]
+    normal = np.cross(joints[..., 7, :] - wrist, joints[..., 19, :] - wrist)
+    normal *= 1.0 if side == "right" else -1.0
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    out = np.repeat(normal[..., None, :], 26, axis=-2)
+    for base in range(0, 20, 4):  # joints base+3 (MCP) .. base (tip); bone k ends at joint k
+        previous = joints[..., base + 3, :] - wrist
+        previous /= np.linalg.norm(previous, axis=-1, keepdims=True)
+        facing = normal - np.sum(normal * previous, axis=-1, keepdims=True) * previous
+        out[..., base + 3, :] = facing
+        for child in (base + 2, base + 1, base):
+            bone = joints[..., child, :] - joints[..., child + 1, :]
+            bone /= np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-9)
+            # The rotation taking unit a onto unit b maps v (v . a = 0) to
+            # v - (v . b) / (1 + a . b) (a + b).
+            cos = np.sum(previous * bone, axis=-1, keepdims=True)
+            along = np.sum(facing * bone, axis=-1, keepdims=True)
+            facing = facing - along / np.maximum(1.0 + cos, 1e-6) * (previous + bone)
+            out[..., child, :] = facing
+            previous = bone
+    return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-9)

@@ -15,6 +15,7 @@ plan is the same however, and in whatever order, its parts are computed.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,15 +25,17 @@ import numpy as np
 
 from minternet.camera import Camera
 from minternet.skeleton import JOINTS_PER_HAND
-from minternet.synth import render, scene
+from minternet.synth import render, scene, studio
 from minternet.synth.cameras import CameraSpec, sample_cameras
-from minternet.synth.hand import hand_capsules, sample_shape
+from minternet.synth.hand import hand_capsules, palmar_directions, sample_shape, sleeve_capsule
+from minternet.synth.skin import CAPSULE_KINDS, SkinSurface, palm_tone, skin_tone
 
 KIND_CODES = {"right": "rh", "left": "lh", "interacting": "dh"}
 """Sequence-name codes of the three scene kinds; ``hand_type`` is read back from them."""
 KIND_CYCLE = ("interacting", "right", "interacting", "left")
-"""Sequences take kinds in turn: half interacting, as in InterHand2.6M's train split, and
-every kind present even in a small split."""
+"""Sequences take kinds in turn: half interacting, as in InterHand2.6M's train split, every
+kind present even in a small split, and every capture showing every kind (see
+:func:`sequence_kind`)."""
 MIN_VALID_JOINTS = 6
 """Views with fewer valid joints carry no usable label and are skipped (and counted)."""
 BBOX_ENLARGE = 1.2
@@ -48,12 +51,12 @@ class SynthSpec:
 
     seed: int = 0
     images: dict[str, int] = field(default_factory=lambda: {"train": 800, "val": 120, "test": 120})
-    captures: int = 2
+    captures: int = 4
     sequences: int = 20
     frames: int = 10
     cameras: int = 16
     views: int = 3
-    jpeg_quality: int = 70
+    jpeg_quality: int = 60
     annotations_only: bool = False
 
     def __post_init__(self) -> None:
@@ -112,6 +115,17 @@ class PlannedSequence:
     """(frame within the sequence, camera number in the dome, data-file labels)."""
 
 
+def sequence_kind(seq: int, capture: int, captures: int) -> str:
+    """The kind of sequence ``seq`` of ``capture`` (of ``captures``): :data:`KIND_CYCLE`
+    stepped once per sequence in writing order, and once more per round of captures when
+    their number is even. Without that extra step an even number of captures would give
+    each capture only some kinds (with two, one capture all the interacting sequences), and
+    a subject's looks would tell which hand is shown.
+    """
+    step = captures + (captures % 2 == 0)  # odd, so each capture runs through all four
+    return KIND_CYCLE[(seq * step + capture) % len(KIND_CYCLE)]
+
+
 def _rng(spec: SynthSpec, *key: int) -> np.random.Generator:
     return np.random.default_rng([spec.seed, *key])
 
@@ -122,12 +136,15 @@ def _split_key(split: str) -> int:
 
 @dataclass(frozen=True)
 class CaptureRig:
-    """A capture's subject (hand shapes, skin) and its dome of cameras."""
+    """A capture's subject (hand shapes, skin: (3,) RGB of the backs, sleeve: (3,) RGB of
+    the cloth) and its dome of cameras; each camera's backdrop, light, blur and noise level
+    are drawn from ``studio_seed`` and its number."""
 
     shapes: tuple[Any, Any]
     skin: np.ndarray
+    sleeve: np.ndarray
     cameras: list[CameraSpec]
-    background_seed: int
+    studio_seed: int
 
 
 def capture_rig(spec: SynthSpec, split: str, capture: int) -> CaptureRig:
@@ -135,9 +152,11 @@ def capture_rig(spec: SynthSpec, split: str, capture: int) -> CaptureRig:
     rng = _rng(spec, _split_key(split), capture)
     right = sample_shape(rng)
     shapes = (right, sample_shape(rng, scale=right.scale))  # one subject: hands of one size
-    skin = render.skin_tone(rng)
+    skin = skin_tone(rng)
     cameras = sample_cameras(rng, spec.cameras, np.zeros(3))
-    return CaptureRig(shapes, skin, cameras, int(rng.integers(2**31)))
+    studio_seed = int(rng.integers(2**31))
+    sleeve = rng.uniform(0.05, 0.8) * rng.uniform(0.4, 1.0, 3)  # drawn last: rigs stay put
+    return CaptureRig(shapes, skin, sleeve, cameras, studio_seed)
 
 
 def plan_split(spec: SynthSpec, split: str) -> Iterator[PlannedSequence]:
@@ -150,7 +169,7 @@ def plan_split(spec: SynthSpec, split: str) -> Iterator[PlannedSequence]:
             if budget == 0:
                 return
             rng = _rng(spec, _split_key(split), capture, seq + 1)
-            kind = KIND_CYCLE[(seq * spec.captures + capture) % len(KIND_CYCLE)]
+            kind = sequence_kind(seq, capture, spec.captures)
             motion = scene.sample_sequence(rng, kind, spec.frames, *rig.shapes)
             views = []
             for frame in range(spec.frames):
@@ -173,31 +192,70 @@ def plan_split(spec: SynthSpec, split: str) -> Iterator[PlannedSequence]:
             next_frame[capture] += spec.frames
 
 
+@functools.lru_cache(maxsize=48)
+def camera_studio(
+    studio_seed: int, cam: int, size: tuple[int, int]
+) -> tuple[np.ndarray, render.Lighting, float, float]:
+    """One camera's studio, the same through a capture: its backdrop ((H, W, 3) uint8,
+    read-only), light, blur (px) and noise level (grey levels). Kept for the next views,
+    since drawing the backdrop costs more than drawing the hands."""
+    backdrop = studio.background(np.random.default_rng([studio_seed, cam]), size)
+    backdrop.flags.writeable = False
+    rng = np.random.default_rng([studio_seed, cam, 1])
+    return (
+        backdrop,
+        studio.lighting(rng),
+        float(rng.uniform(0.5, 1.1)),
+        float(rng.uniform(0.5, 2.5)),
+    )
+
+
 def render_view(
     spec: SynthSpec, rig: CaptureRig, motion: scene.Sequence, frame: int, cam: int
 ) -> render.Render:
-    """Frame ``frame`` of ``motion`` seen by camera ``cam`` of the rig."""
+    """Frame ``frame`` of ``motion`` seen by camera ``cam`` of the rig.
+
+    Each hand is drawn with its two-sided skin (palm lighter, creases, nails, knuckles) and
+    a sleeve beyond the forearm; the sleeve is scenery, not part of the hands' volume.
+    """
     spec_cam = rig.cameras[cam]
-    segments, radii, owner = [], [], []
+    to_camera = spec_cam.camera.world_to_camera
+    segments, radii, owner, palmar = [], [], [], []
     for hand in np.flatnonzero(motion.present):
         joints = motion.joint_world[frame, hand * JOINTS_PER_HAND : (hand + 1) * JOINTS_PER_HAND]
         seg, rad = hand_capsules(joints, rig.shapes[hand])
-        segments.append(spec_cam.camera.world_to_camera(seg))
-        radii.append(rad)
-        owner.append(np.full(len(rad), hand + 1))
-    radii_all = np.concatenate(radii)
-    colors = np.tile(rig.skin, (len(radii_all), 1))
-    # A camera's background stays the same through a capture, as in a real studio.
-    background = render.background(
-        np.random.default_rng([rig.background_seed, cam]), (spec_cam.width, spec_cam.height)
+        sleeve, sleeve_rad = sleeve_capsule(seg, rig.shapes[hand])
+        segments.append(to_camera(np.concatenate([seg, sleeve])))
+        radii.append(np.concatenate([rad, sleeve_rad]))
+        owner.append(np.full(len(radii[-1]), hand + 1))
+        sides = palmar_directions(joints, "right" if hand == 0 else "left")
+        palmar.append(sides @ spec_cam.camera.camrot.T)  # directions: rotate only
+    count = sum(len(r) for r in radii)
+    back = np.tile(rig.skin, (count, 1))
+    surface = SkinSurface(
+        np.concatenate(palmar),
+        np.tile(CAPSULE_KINDS, len(radii)),
+        back,
+        palm_tone(back),
+        rig.sleeve,
     )
-    return render.render_capsules(
+    size = (spec_cam.width, spec_cam.height)
+    background, light, blur, noise = camera_studio(rig.studio_seed, cam, size)
+    drawn = render.render_capsules(
         np.concatenate(segments),
-        radii_all,
+        np.concatenate(radii),
         np.concatenate(owner),
-        colors,
+        back,
         spec_cam.camera.focal,
         spec_cam.camera.princpt,
-        (spec_cam.width, spec_cam.height),
+        size,
         background,
+        light,
+        soften=0.0,
+        surface=surface,
     )
+    pose_key = zlib.crc32(motion.joint_world[frame].tobytes())
+    image = studio.sensor(
+        drawn.image, np.random.default_rng([rig.studio_seed, cam, pose_key]), blur, noise
+    )
+    return render.Render(image, drawn.owner, drawn.depth)

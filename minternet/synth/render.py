@@ -1,4 +1,4 @@
-"""A z-buffered, shaded capsule renderer and the studio backdrop behind it (book appendix A).
+"""A z-buffered, shaded capsule renderer (book appendix A).
 
 Hands are unions of capsules (a segment swept by a ball) in camera space, millimetres,
 OpenCV axes. The pixel at integer ``(u, v)`` casts the ray ``t (x, y, 1)`` through its
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from minternet.synth.skin import SkinSurface, surface_albedo
 
 NEAR = 1.0
 """mm: hits closer to the camera plane than this are ignored."""
@@ -110,22 +112,30 @@ def _first_hits(
     return best
 
 
-def _shade(hit: np.ndarray, seg: np.ndarray, albedo: np.ndarray, light: Lighting) -> np.ndarray:
-    """(N, 3) RGB in [0, 1] of surface points ``hit`` (N, 3) mm on capsules ``seg`` (N, 2, 3).
-
-    The normal is the hit point minus its closest point on the capsule axis.
-    """
+def _surface(hit: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals (N, 3) and axis positions (N,) in [0, 1] of surface points ``hit``
+    (N, 3) mm on capsules ``seg`` (N, 2, 3): the normal is the hit point minus its closest
+    point on the capsule's axis."""
     rel, axis = hit - seg[:, 0], seg[:, 1] - seg[:, 0]
     along = np.einsum("ij,ij->i", rel, axis) / np.maximum(np.einsum("ij,ij->i", axis, axis), 1e-9)
-    normal = rel - np.clip(along, 0.0, 1.0)[:, None] * axis
-    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+    along = np.clip(along, 0.0, 1.0)
+    normal = rel - along[:, None] * axis
+    return normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9), along
+
+
+def _shade(
+    hit: np.ndarray, normal: np.ndarray, albedo: np.ndarray, gloss: np.ndarray, light: Lighting
+) -> np.ndarray:
+    """(N, 3) RGB in [0, 1] of surface points ``hit`` (N, 3) mm with unit ``normal`` (N, 3),
+    ``albedo`` (N, 3) and extra specular weight ``gloss`` (N,)."""
     view = -hit / np.linalg.norm(hit, axis=1, keepdims=True)
     lights = np.asarray(light.directions, dtype=np.float64)
     lights /= np.linalg.norm(lights, axis=1, keepdims=True)
     diffuse = light.ambient + np.maximum(normal @ lights.T, 0.0) @ np.asarray(light.intensities)
     half = lights[0] + view
     half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
-    spec = light.specular * np.maximum(np.einsum("ij,ij->i", normal, half), 0.0) ** light.shininess
+    highlight = np.maximum(np.einsum("ij,ij->i", normal, half), 0.0) ** light.shininess
+    spec = (light.specular + gloss) * highlight
     rim = light.rim * (1.0 - np.clip(np.einsum("ij,ij->i", normal, view), 0.0, 1.0)) ** 3
     return np.clip(albedo * (diffuse + rim)[:, None] + spec[:, None], 0.0, 1.0)
 
@@ -142,6 +152,7 @@ def render_capsules(
     lighting: Lighting = Lighting(),
     shade_jitter: float = 0.04,
     soften: float = 0.6,
+    surface: SkinSurface | None = None,
 ) -> Render:
     """Ray-cast capsules with a z-buffer into an image, an owner (id) mask and a depth map.
 
@@ -151,7 +162,9 @@ def render_capsules(
     px; background: (H, W, 3) uint8 RGB, None for black. shade_jitter: relative brightness
     spread between capsules, a fixed function of the index, so fingers differ a little.
     soften: px, Gaussian sigma over the final image (0: none), since real frames are a bit
-    soft and hard aliased silhouettes would be an easy cue for a network.
+    soft and hard aliased silhouettes would be an easy cue for a network. surface: the
+    capsules' two-sided skin (:class:`~minternet.synth.skin.SkinSurface`), which replaces
+    ``colors``; None: each capsule one colour all round.
     """
     width, height = size
     seg = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 3)
@@ -165,7 +178,7 @@ def render_capsules(
         albedo = np.array([colors[int(o)] for o in owner], dtype=np.float64).reshape(-1, 3)
     else:
         albedo = np.broadcast_to(np.asarray(colors, dtype=np.float64), (len(seg), 3))
-    albedo = albedo * (1.0 + shade_jitter * np.sin(2.4 * np.arange(len(seg))))[:, None]
+    jitter = 1.0 + shade_jitter * np.sin(2.4 * np.arange(len(seg)))
 
     xs = ((np.arange(width) - princpt[0]) / focal[0])[None, :]
     ys = ((np.arange(height) - princpt[1]) / focal[1])[:, None]
@@ -187,82 +200,18 @@ def render_capsules(
     hit = np.column_stack([xs[0, col], ys[row, 0], np.ones(len(drawn))])
     hit *= depth.reshape(-1)[drawn, None]
     image = np.zeros((height, width, 3), np.uint8) if background is None else background.copy()
-    image[row, col] = np.rint(255.0 * _shade(hit, seg[cap], albedo[cap], lighting))
+    normal, along = _surface(hit, seg[cap])
+    if surface is None:
+        albedo_px, gloss = albedo[cap], np.zeros(len(cap))
+    else:
+        albedo_px, gloss = surface_albedo(normal, along, cap, surface)
+    albedo_px = albedo_px * jitter[cap, None]
+    image[row, col] = np.rint(255.0 * _shade(hit, normal, albedo_px, gloss, lighting))
     if soften > 0:
         image = cv2.GaussianBlur(image, (0, 0), soften)
     owner_map = np.zeros((height, width), np.uint8)
     owner_map[row, col] = owner[cap]
     return Render(image, owner_map, depth.astype(np.float32))
-
-
-def skin_tone(rng: np.random.Generator) -> np.ndarray:
-    """(3,) RGB albedo in [0, 1], from very light to very dark human skin: darkness uniform
-    between two end tones, with redness and yellowness wobbling a little on top.
-    """
-    light, dark = np.array([0.93, 0.78, 0.68]), np.array([0.30, 0.19, 0.13])
-    tone = (light + rng.uniform() * (dark - light)) * (1.0 + rng.normal(0.0, [0.03, 0.02, 0.04]))
-    return np.clip(tone * rng.uniform(0.92, 1.05), 0.0, 1.0)
-
-
-def _smooth_field(rng: np.random.Generator, size: tuple[int, int], cells: int) -> np.ndarray:
-    """(H, W) float32 smooth random field in about [-1, 1] with ``cells`` bumps across."""
-    coarse = rng.uniform(-1, 1, (max(2, cells * size[1] // size[0]), cells)).astype(np.float32)
-    return cv2.resize(coarse, size, interpolation=cv2.INTER_CUBIC)
-
-
-def background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB studio backdrop for a view of ``size`` (width, height) px.
-
-    Near-black with a faint gradient; usually the capture dome's rotated grid of bright
-    point lights with halo and glare; often a person's clothing (a large soft-edged shape,
-    plain, striped or checked, with folds) in front of it; sensor noise. Everything comes
-    from ``rng``, so equal seeds give equal images.
-    """
-    width, height = size
-    # Channels first and float32 throughout: (3, H, W) broadcasts run on long rows, and a
-    # float64 draw would promote every full-size array.
-    f32 = np.float32
-
-    def rgb(low: float, high: float) -> np.ndarray:
-        return rng.uniform(low, high, (3, 1, 1)).astype(f32)
-
-    wall = _smooth_field(rng, size, 2) * f32(4 + 20 * rng.uniform() ** 2)
-    image = wall * rgb(0.5, 1) + rgb(0, 12)
-    if rng.uniform() < 0.85:  # the dome's lights: a slightly jittered, rotated, thinned grid
-        step, turn = rng.uniform(40, 90), rng.uniform(0, np.pi)
-        n = int(1.5 * max(size) / step) + 1
-        grid = np.stack(np.mgrid[-n:n, -n:n], -1).reshape(-1, 2) * step
-        grid = grid @ np.array([[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]])
-        grid = np.rint(grid + np.array(size) / 2 + rng.normal(0, 0.04 * step, grid.shape))
-        keep = (rng.uniform(size=len(grid)) < rng.uniform(0.5, 1)) & (grid > -9).all(axis=1)
-        keep &= (grid[:, 0] < width + 9) & (grid[:, 1] < height + 9)
-        glow, radius = np.zeros((height, width), np.float32), int(rng.integers(2, 4))
-        levels = rng.uniform(80, 255, len(grid))
-        for (u, v), level in zip(grid[keep].astype(int).tolist(), levels[keep], strict=True):
-            cv2.circle(glow, (u, v), radius, float(level), -1, cv2.LINE_AA)
-        glare = (cv2.blur(glow, (15, 1)) + cv2.blur(glow, (1, 15))) * f32(rng.uniform(0.5, 2))
-        halo = cv2.GaussianBlur(glow, (0, 0), rng.uniform(2, 4)) * f32(2)
-        image += (glow + glare + halo) * rgb(0.85, 1)
-    if rng.uniform() < 0.75:  # clothing: a big soft ellipse rising from the bottom edge
-        mask = np.zeros((height, width), np.float32)
-        centre = (int(rng.uniform(0.1, 0.9) * width), int(rng.uniform(0.6, 1.4) * height))
-        axes = (int(rng.uniform(0.25, 0.7) * width), int(rng.uniform(0.5, 1) * height))
-        cv2.ellipse(mask, centre, axes, rng.uniform(-25, 25), 0, 360, 1.0, -1)
-        mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(2, 8))
-        grey = rng.uniform(15, 160)
-        cloth = grey + f32(rng.uniform(0, 0.8)) * (rgb(15, 160) - f32(grey))
-        tilt, period = rng.uniform(-0.3, 0.3) + rng.integers(2) * np.pi / 2, rng.uniform(6, 40)
-        cos, sin = f32(np.cos(tilt) * 2 * np.pi / period), f32(np.sin(tilt) * 2 * np.pi / period)
-        x, y = np.arange(width, dtype=f32)[None, :], np.arange(height, dtype=f32)[:, None]
-        pattern = np.zeros((height, width), bool)
-        for _ in range(rng.integers(3)):  # none: plain; one set of stripes; two: checks
-            pattern |= np.sin(cos * x + sin * y) > 0.6
-            cos, sin = -sin * f32(0.9), cos * f32(0.9)
-        fabric = np.where(pattern, cloth * rgb(0.3, 1.5), cloth)
-        fabric *= 1 + f32(0.3) * _smooth_field(rng, size, 6)  # folds
-        image += mask * (fabric - image)
-    image += rng.standard_normal((height, width), dtype=f32) * f32(rng.uniform(1, 3))  # sensor
-    return cv2.merge(list(np.clip(np.rint(image), 0, 255).astype(np.uint8)))
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
