@@ -74,7 +74,8 @@ window.addEventListener("load", () => setTimeout(() => {
   const out = document.createElement("script");
   out.type = "application/json";
   out.id = "%(report)s";
-  out.textContent = JSON.stringify({column: column ? column.clientWidth : null, found});
+  out.textContent = JSON.stringify({column: column ? column.clientWidth : null,
+                                    height: document.documentElement.scrollHeight, found});
   document.body.appendChild(out);
 }, %(settle)d));
 </script>
@@ -98,9 +99,18 @@ class Overflow:
                 f"{self.text!r}")
 
 
-def measure(page: Path, width: int = WIDTH, height: int = HEIGHT) -> tuple[int, list[Overflow]]:
-    """The main column's width (px) and what overflows it on ``page`` at a ``width`` px
-    wide window. A copy of the page with the measuring script is made next to it (so its
+@dataclass
+class Layout:
+    """What :func:`measure` found on a page."""
+
+    column: int  # px, width of the main column
+    height: int  # px, height of the whole page
+    found: list[Overflow]
+
+
+def measure(page: Path, width: int = WIDTH, height: int = HEIGHT) -> Layout:
+    """The main column's width and what overflows it on ``page``, in a ``width`` px wide
+    window. A copy of the page with the measuring script is made next to it (so its
     relative links resolve) and removed afterwards."""
     html = page.read_text(encoding="utf-8")
     script = MEASURE_JS % {"slack": SLACK, "report": REPORT_ID, "settle": SETTLE_MS}
@@ -117,7 +127,8 @@ def measure(page: Path, width: int = WIDTH, height: int = HEIGHT) -> tuple[int, 
     report = json.loads(match.group(1))
     if report["column"] is None:
         raise RuntimeError(f"{page}: no <article>, so no main column to measure")
-    return report["column"], [Overflow(**item) for item in report["found"]]
+    return Layout(report["column"], report["height"],
+                  [Overflow(**item) for item in report["found"]])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     worst = 0
     for page in args.pages:
-        column, found = measure(page, args.width)
-        print(f"{page.name}: column {column} px, {len(found)} overflowing")
-        for item in found:
+        layout = measure(page, args.width)
+        print(f"{page.name}: column {layout.column} px, page {layout.height} px high, "
+              f"{len(layout.found)} overflowing")
+        for item in layout.found:
             print(f"  {item}")
-        worst = max(worst, len(found))
+        worst = max(worst, len(layout.found))
     return 1 if worst else 0
 
 
