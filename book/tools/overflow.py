@@ -32,8 +32,9 @@ MEASURE_JS = """
 window.addEventListener("load", () => setTimeout(() => {
   const column = document.querySelector("article");
   const found = [];
-  // Inline math is clipped to its line by the theme; MathJax keeps a hidden copy in it.
-  const exempt = (e) => e.closest(".cell_input") || e.closest("span.math")
+  // Inline math is clipped to its line by the theme; MathJax keeps a hidden copy of each
+  // formula (mjx-assistive-mml) for screen readers.
+  const exempt = (e) => e.closest(".cell_input") || e.closest("span.math, mjx-assistive-mml")
     || (e.closest("div.highlight") && !e.closest(".cell_output"));
   const describe = (e) => {
     const cls = (e.getAttribute("class") || "").trim().split(/\\s+/).slice(0, 3).join(".");
