@@ -16,8 +16,8 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from screenshot import run_chromium
 
@@ -83,8 +83,7 @@ window.addEventListener("load", () => setTimeout(() => {
 """
 
 
-@dataclass
-class Overflow:
+class Overflow(NamedTuple):
     """One element of the main column that is wider than the room it has."""
 
     kind: str  # "scrolls", "clips" or "sticks out"
@@ -100,8 +99,7 @@ class Overflow:
                 f"{self.text!r}")
 
 
-@dataclass
-class Layout:
+class Layout(NamedTuple):
     """What :func:`measure` found on a page."""
 
     column: int  # px, width of the main column
