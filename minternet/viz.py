@@ -38,8 +38,13 @@ _MPL_STYLE = ("-", "--")
 _PLOTLY_DASH = ("solid", "dash")
 
 # Plotly eye in the viewing camera's axes (x right, y down, z forward): behind it, a little
-# up and right, so depth shows while the hands stay upright as in the image.
-_EYE_IN_CAMERA = np.array([0.4, -0.5, -1.6])
+# up and right, so depth shows while the hands stay upright as in the image. Its length is
+# the distance from the scene's centre in units of the scene's half-size: 2.4, a bit more
+# than plotly's default (2.2), keeps the axes and their labels inside the figure.
+_EYE_IN_CAMERA = np.array([0.4, -0.5, -1.6]) * 2.4 / np.linalg.norm([0.4, -0.5, -1.6])
+# Above this many cameras (a capture dome) they share one legend entry and lose their
+# labels, which would cover each other; hovering a frustum still names its camera.
+_MAX_LABELLED_CAMERAS = 8
 _HOVER_MM = "x %{x:.1f} mm<br>y %{y:.1f} mm<br>z %{z:.1f} mm<extra>%{fullData.name}</extra>"
 
 
@@ -206,7 +211,8 @@ def hands_3d_figure(
     height) px per camera, None = ``DEFAULT_IMAGE_SIZE``. frustum_depth: mm of camera Z.
     The scene keeps mm isotropic and looks from behind the first camera (in world space
     without cameras: along +Z, -Y up, which suits InterHand's y-down world), so the hands
-    come out upright as in that camera's image. Hover gives joint names and mm.
+    come out upright as in that camera's image. Hover gives joint names and mm. More than
+    eight cameras share one legend entry, unlabelled; hovering one names it.
     """
     joints, valid = _checked(joints, 3), _validity(joint_valid)
     _check_space(space)
@@ -246,15 +252,28 @@ def hands_3d_figure(
                 hovertemplate="%{text}<br>" + _HOVER_MM,
             )
 
+    dome = len(named) > _MAX_LABELLED_CAMERAS
     for index, ((name, cam), size) in enumerate(zip(named, sizes, strict=True)):
         apex, corners = camera_frustum(cam, size, frustum_depth, space=space)
         lines = [*(np.stack([apex, corner]) for corner in corners), corners[[0, 1, 2, 3, 0]]]
         xyz, label = _polyline_xyz(lines), "" if name is None else str(name)
+        trace_name = f"camera {label or index}"
+        if dome:
+            fig.add_scatter3d(
+                **xyz,
+                mode="lines",
+                name=f"{len(named)} cameras",
+                legendgroup="cameras",
+                showlegend=index == 0,
+                line={"color": "grey", "width": 2},
+                hovertemplate=_HOVER_MM.replace("%{fullData.name}", trace_name),
+            )
+            continue
         # Only the first point (the apex) carries the name, so the label sits at the camera.
         fig.add_scatter3d(
             **xyz,
             mode="lines+text",
-            name=f"camera {label or index}",
+            name=trace_name,
             text=[label, *[""] * (len(xyz["x"]) - 1)],
             line={"color": "grey", "width": 2},
             hovertemplate=_HOVER_MM,

@@ -48,6 +48,15 @@ def test_a_failing_cell_fails_the_build() -> None:
     assert CONFIG["sphinx"]["config"]["nb_execution_raise_on_error"] is True
 
 
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.name)
+def test_a_chapter_timeout_only_ever_raises_the_book_timeout(notebook: Path) -> None:
+    own = nbformat.read(notebook, as_version=4).metadata.get("mystnb", {})
+    if "execution_timeout" in own:
+        assert int(own["execution_timeout"]) > int(CONFIG["execute"]["timeout"]), (
+            f"{notebook.name}: its own cell timeout is below the book's"
+        )
+
+
 def test_pages_load_scripts_from_the_book_only() -> None:
     sphinx = CONFIG["sphinx"]["config"]
     scripts = {sphinx["mathjax_path"]: {}, **sphinx["nb_ipywidgets_js"]}

@@ -247,6 +247,31 @@ def test_frustum_camera_space(sample: Sample) -> None:
 
 
 @pytest.mark.parametrize("sample", [INTERACTING], indirect=True)
+def test_3d_view_stands_back_far_enough_to_show_the_axes(sample: Sample) -> None:
+    # Plotly's own default eye, (1.25, 1.25, 1.25), is 2.17 scene half-sizes away; closer
+    # than that, the axes and their labels are cut off at the figure's edges.
+    eye = hands_3d_figure(sample.world, cameras=[sample.camera]).layout.scene.camera.eye
+    assert np.linalg.norm([eye.x, eye.y, eye.z]) >= 2.17
+
+
+@pytest.mark.parametrize("sample", [INTERACTING], indirect=True)
+def test_a_camera_dome_has_one_legend_entry_and_names_cameras_on_hover(sample: Sample) -> None:
+    names = [f"cam{k}" for k in range(12)]
+    fig = hands_3d_figure(sample.world, cameras=[(n, sample.camera) for n in names])
+    frustums = [t for t in fig.data if t.legendgroup == "cameras"]
+    assert len(frustums) == 12
+    assert [t.showlegend for t in frustums] == [True] + [False] * 11
+    assert frustums[0].name == "12 cameras"
+    assert all(t.mode == "lines" for t in frustums), "no labels to pile up"
+    for name, trace in zip(names, frustums, strict=True):
+        assert f"camera {name}<" in trace.hovertemplate
+    # Eight cameras or fewer keep a legend entry and a label each.
+    few = hands_3d_figure(sample.world, cameras=[(n, sample.camera) for n in names[:8]])
+    assert [t.name for t in few.data if t.name.startswith("camera")] == [
+        f"camera {n}" for n in names[:8]]
+
+
+@pytest.mark.parametrize("sample", [INTERACTING], indirect=True)
 def test_3d_rejects_bad_arguments(sample: Sample) -> None:
     with pytest.raises(ValueError, match="at most one camera"):
         hands_3d_figure(sample.world, cameras=[sample.camera, sample.camera], space="camera")

@@ -41,7 +41,7 @@ def chromium_command(user_data_dir: Path) -> list[str]:
     ]
 
 
-def _run(extra: list[str], page: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+def run_chromium(extra: list[str], page: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     if not CHROMIUM.is_file():
         raise FileNotFoundError(f"{CHROMIUM} is missing: apt-get install chromium")
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
@@ -52,7 +52,7 @@ def _run(extra: list[str], page: Path, timeout: float) -> subprocess.CompletedPr
 
 def dump_dom(page: Path, timeout: float = 120.0) -> str:
     """The page's DOM, serialised after its scripts ran."""
-    return _run(["--dump-dom"], page, timeout).stdout
+    return run_chromium(["--dump-dom"], page, timeout).stdout
 
 
 def screenshot(page: Path, out: Path, width: int = 1280, height: int = 2400,
@@ -60,7 +60,7 @@ def screenshot(page: Path, out: Path, width: int = 1280, height: int = 2400,
     """Save a PNG of the top ``width`` x ``height`` pixels of the page."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    _run([f"--window-size={width},{height}", f"--screenshot={out}"], page, timeout)
+    run_chromium([f"--window-size={width},{height}", f"--screenshot={out}"], page, timeout)
     if not out.is_file():
         raise RuntimeError(f"Chromium wrote no screenshot to {out}")
     return out

@@ -1,6 +1,6 @@
 """Sphinx extension of the minternet book: executed chapters that render with no network.
 
-``_config.yml`` loads it (``sphinx.local_extensions``). It does three things:
+``_config.yml`` loads it (``sphinx.local_extensions``). It does four things:
 
 1. It gives the Jupyter kernels that myst-nb starts to execute the chapters an IPython profile
    of their own, inside the build folder, whose startup file (``plotly_startup.py``) makes
@@ -14,6 +14,10 @@
    page (jupyter-book 1 adds each ``.js`` and ``.css`` file it finds under ``_static/`` to
    ``html_js_files``/``html_css_files``): only the scripts named in ``_config.yml`` are loaded,
    in the order it sets. MathJax's on-demand components stay where MathJax looks for them.
+4. It has the chapters executed by ``chapter_runner.py`` instead of nbclient's own client
+   (myst-nb executes them through jupyter-cache, which calls ``nbclient.execute``): a cell
+   no longer waits out the cell timeout for a reply it missed, and a stuck cell fails fast
+   with an error naming the chapter and the cell.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import chapter_runner  # in this folder, which jupyter-book puts on sys.path
+from jupyter_cache.executors import utils as jupyter_cache_utils
+from nbformat import NotebookNode
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
@@ -78,9 +85,25 @@ def check_local_scripts(app: Sphinx) -> None:
         )
 
 
+def chapter_being_read(app: Sphinx) -> str:
+    """The file name of the document Sphinx is reading now, e.g. ``01_dataset_geometry.ipynb``."""
+    docname = app.env.temp_data.get("docname") if app.env is not None else None
+    return Path(app.env.doc2path(docname)).name if docname else "notebook"
+
+
+def execute_chapters_with_chapter_runner(app: Sphinx) -> None:
+    """Make jupyter-cache execute the notebooks myst-nb hands it with ``chapter_runner``."""
+
+    def execute(nb: NotebookNode, cwd: str | None = None, **kwargs: Any) -> NotebookNode:
+        return chapter_runner.execute(nb, cwd=cwd, chapter=chapter_being_read(app), **kwargs)
+
+    jupyter_cache_utils.executenb = execute
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the extension."""
     app.connect("config-inited", drop_auto_vendor_files)
     app.connect("builder-inited", use_book_kernel_profile)
     app.connect("builder-inited", check_local_scripts)
+    app.connect("builder-inited", execute_chapters_with_chapter_runner)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
