@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from minternet import InterHandDataset, InterNet
+from minternet.codec import HeatmapCodec
 from minternet.config import CONFIGS
-from minternet.evaluate import infer, model_codec, predict, score_predictions
+from minternet.evaluate import infer, predict, score_predictions
 from minternet.loader import collate
 
 GIB = 2**30
@@ -42,7 +43,7 @@ def _sync(device: torch.device) -> None:
 
 def device_rate(model: InterNet, images: torch.Tensor, mixed: bool, steps: int) -> dict:
     """Crops/s and peak GiB of :func:`infer` on ``images`` (already on the device)."""
-    device, codec = images.device, model_codec(model)
+    device, codec = images.device, HeatmapCodec.for_model(model.config)
     model.to(memory_format=torch.channels_last if mixed else torch.contiguous_format)
     with torch.no_grad():
         for _ in range(2):
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(0)
-    model = InterNet(**CONFIGS[args.config].model_kwargs()).to(device).eval()
+    model = InterNet(CONFIGS[args.config].model).to(device).eval()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     dataset = InterHandDataset(args.data, args.split, train=False, input_size=model.input_size)

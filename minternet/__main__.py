@@ -200,14 +200,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--device", type=_device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    for field in dataclasses.fields(TrainConfig):
+    for name, default in TrainConfig().settings().items():
         p.add_argument(
-            "--" + field.name.replace("_", "-"),
-            dest=f"set_{field.name}",
-            metavar="N,N" if field.name == "milestones" else type(field.default).__name__.upper(),
-            help="epochs at which lr is multiplied by gamma"
-            if field.name == "milestones"
-            else None,
+            "--" + name.replace("_", "-"),
+            dest=f"set_{name}",
+            metavar="N,N" if name == "milestones" else type(default).__name__.upper(),
+            help="epochs at which lr is multiplied by gamma" if name == "milestones" else None,
         )
     p.set_defaults(run=_run_train)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # the codec only reads a model's sizes; it never runs one
-    from minternet.model import InterNet
+    from minternet.model import InterNetConfig
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -44,7 +44,8 @@ class HeatmapCodec:
     ``depth_bound`` mm of joint depth centred on the wrist, ``root_bins`` over ``root_bound``
     mm of right-to-left root depth, ``sigma`` voxels, ``max_value`` the target's peak scale;
     ``target`` is ``"mmpose"`` (truncated, rounded window) or ``"full"`` (original InterNet).
-    The defaults are InterNet's on InterHand2.6M.
+    The defaults are the paper's InterNet on InterHand2.6M, the codec of
+    ``HeatmapCodec.for_model(InterNetConfig())``.
     """
 
     input_size: int = 256
@@ -62,14 +63,14 @@ class HeatmapCodec:
             raise ValueError(f"target must be 'mmpose' or 'full', not {self.target!r}")
 
     @classmethod
-    def for_model(cls, model: InterNet) -> HeatmapCodec:
-        """The codec that matches ``model``'s input size, heatmap grid and root bins."""
-        config = model.config
+    def for_model(cls, config: InterNetConfig) -> HeatmapCodec:
+        """The codec that matches a model's input size, heatmap grid and root bins
+        (``config`` is an :class:`~minternet.model.InterNetConfig`, e.g. ``model.config``)."""
         return cls(
-            input_size=model.input_size,
-            heatmap_size=config["heatmap_size"],
-            depth_bins=config["depth_bins"],
-            root_bins=config["root_bins"],
+            input_size=config.input_size,
+            heatmap_size=config.heatmap_size,
+            depth_bins=config.depth_bins,
+            root_bins=config.root_bins,
         )
 
     @property

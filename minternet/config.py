@@ -11,30 +11,12 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODEL_FIELDS = (
-    "backbone_depth",
-    "heatmap_size",
-    "depth_bins",
-    "root_bins",
-    "deconv_channels",
-    "deconv_layers",
-)
-"""The fields that are :class:`minternet.model.InterNet`'s arguments."""
-MODEL_RANGES = {
-    "backbone_depth": (18, 50),
-    "heatmap_size": (1, 256),
-    "depth_bins": (1, 256),
-    "root_bins": (1, 1024),
-    "deconv_channels": (1, 4096),
-    "deconv_layers": (0, 5),
-}
-"""Sane bounds of each model setting read from a file (a checkpoint's meta, a config.json):
-beyond them a model would not fit in memory, or could not be InterNet."""
+from minternet.model import SMALL_CONFIG, InterNetConfig
+
 INT_RANGES = {
     "batch_size": (1, 1 << 16),
     "workers": (0, 256),
@@ -52,32 +34,12 @@ CHOICES = {
 }
 
 
-def check_model_settings(values: Mapping[str, Any], source: str) -> dict[str, int]:
-    """``values`` as InterNet arguments (:data:`MODEL_FIELDS`), each an int in
-    :data:`MODEL_RANGES` (``backbone_depth`` 18, 34 or 50).
-
-    Raises:
-        ValueError: naming ``source`` (a file, or "settings") and the field.
-    """
-    if not isinstance(values, Mapping) or set(values) != set(MODEL_FIELDS):
-        keys = sorted(values) if isinstance(values, Mapping) else type(values).__name__
-        raise ValueError(f"{source}: model settings must be {', '.join(MODEL_FIELDS)}, got {keys}")
-    for name in MODEL_FIELDS:
-        low, high = MODEL_RANGES[name]
-        value = values[name]
-        if type(value) is not int or not low <= value <= high:
-            raise ValueError(f"{source}: {name}={value!r} is not an integer in {low}..{high}")
-    if values["backbone_depth"] not in (18, 34, 50):
-        raise ValueError(f"{source}: backbone_depth={values['backbone_depth']} is not 18, 34, 50")
-    return dict(values)
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run's settings; the defaults are ``PAPER``.
 
-    Model: ``backbone_depth`` ... ``deconv_layers`` are :class:`~minternet.model.InterNet`'s
-    arguments; ``pretrained`` starts the backbone from torchvision's ImageNet weights: "auto"
+    Model: ``model``, the network's :class:`~minternet.model.InterNetConfig`;
+    ``pretrained`` starts the backbone from torchvision's ImageNet weights: "auto"
     falls back to random weights with a warning when they cannot be fetched, True stops the
     run instead, False never tries.
 
@@ -101,13 +63,8 @@ class TrainConfig:
     ``checkpoint_steps`` (also save every that many steps; 0: at epoch ends only); ``seed``.
     """
 
-    backbone_depth: int = 50
+    model: InterNetConfig = field(default_factory=InterNetConfig)
     pretrained: bool | str = "auto"
-    heatmap_size: int = 64
-    depth_bins: int = 64
-    root_bins: int = 64
-    deconv_channels: int = 256
-    deconv_layers: int = 3
     train_split: str = "train"
     val_split: str = "val"
     augmentation: str = "mmpose"
@@ -135,7 +92,8 @@ class TrainConfig:
                 )
         if self.pretrained not in (True, False, "auto"):
             raise ValueError(f"pretrained must be true, false or auto, not {self.pretrained!r}")
-        check_model_settings(self.model_kwargs(), "settings")
+        if not isinstance(self.model, InterNetConfig):
+            raise ValueError(f"model must be an InterNetConfig, not {type(self.model).__name__}")
         for name, (low, high) in INT_RANGES.items():
             value = getattr(self, name)
             if type(value) is not int or not low <= value <= high:
@@ -157,38 +115,70 @@ class TrainConfig:
             raise ValueError(f"milestones must be increasing epochs (>= 1), not {steps!r}")
 
     @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "settings") -> TrainConfig:
+        """The configuration :func:`dataclasses.asdict` wrote as ``values``; the model's
+        settings nested under ``"model"``, or (files of earlier versions) beside the others.
+
+        Raises:
+            ValueError: naming ``source`` and the field, for values that are no configuration.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: not a training configuration (an object of settings)")
+        values = dict(values)
+        model_names = [f.name for f in dataclasses.fields(InterNetConfig)]
+        flat = {name: values.pop(name) for name in model_names if name in values}
+        model = InterNetConfig.from_dict(values.pop("model", flat), source)
+        try:
+            milestones = tuple(values.pop("milestones", ()))
+            return cls(**values, model=model, milestones=milestones)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: not a valid training configuration ({err})") from None
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainConfig:
         """The configuration a run saved as ``config.json``.
 
         Raises:
             ValueError: naming the file, when it is not a configuration of this version.
         """
-        text = Path(path).read_text()
         try:
-            values = json.loads(text)
-            return cls(**{**values, "milestones": tuple(values.get("milestones", ()))})
-        except (TypeError, ValueError, AttributeError, RecursionError) as err:
+            values = json.loads(Path(path).read_text())
+        except (ValueError, RecursionError) as err:
             raise ValueError(
                 f"{os.fspath(path)}: not a valid training configuration ({err})"
             ) from None
+        return cls.from_dict(values, os.fspath(path))
 
-    def model_kwargs(self) -> dict[str, int]:
-        """The InterNet arguments (see :data:`MODEL_FIELDS`)."""
-        return {name: getattr(self, name) for name in MODEL_FIELDS}
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the configuration as ``config.json`` (model settings under ``"model"``)."""
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting by the name :meth:`replace` and the command line give it, in field
+        order, the model's six in place of ``model``; as JSON values (lists, not tuples)."""
+        values: dict[str, Any] = {}
+        for name, value in dataclasses.asdict(self).items():
+            if name == "model":
+                values.update(value)
+            else:
+                values[name] = list(value) if isinstance(value, tuple) else value
+        return values
 
     def replace(self, overrides: dict[str, str]) -> TrainConfig:
         """A copy with fields set from strings, as a command line gives them: ints, floats,
-        "true"/"false", and comma-separated ints for ``milestones``.
+        "true"/"false", and comma-separated ints for ``milestones``. The model's settings
+        (``heatmap_size``, ...) are named as they are, without ``model.``.
 
         Raises:
             ValueError: naming the field, for an unknown field or a value of the wrong type.
         """
-        known = {f.name for f in dataclasses.fields(self)}
+        model = dataclasses.asdict(self.model)
+        known = set(self.settings())
         values: dict[str, Any] = {}
         for name, text in overrides.items():
             if name not in known:
                 raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
-            default = getattr(self, name)
+            default = model[name] if name in model else getattr(self, name)
             try:
                 if name == "pretrained" and text.lower() == "auto":
                     values[name] = "auto"
@@ -202,18 +192,17 @@ class TrainConfig:
                     values[name] = type(default)(text)
             except ValueError as err:
                 raise ValueError(f"{name}={text!r}: {err}") from None
-        return dataclasses.replace(self, **values)
+        changes = {k: v for k, v in values.items() if k not in model}
+        model_changes = {k: v for k, v in values.items() if k in model}
+        if model_changes:
+            changes["model"] = dataclasses.replace(self.model, **model_changes)
+        return dataclasses.replace(self, **changes)
 
 
 PAPER = TrainConfig()
 TINY = TrainConfig(
-    backbone_depth=18,
+    model=SMALL_CONFIG,
     pretrained=False,
-    heatmap_size=16,
-    depth_bins=16,
-    root_bins=16,
-    deconv_channels=32,
-    deconv_layers=2,
     workers=0,
     val_at_start=True,
     epochs=6,

@@ -14,6 +14,7 @@ numpy arrays raises :class:`~minternet.checkpoint.UnsafeCheckpointError` naming 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any
 
 import torch
 
+from minternet.backbone import ResNetBackbone
 from minternet.checkpoint import load_file
-from minternet.config import check_model_settings
-from minternet.model import InterNet
+from minternet.model import InterNet, InterNetConfig
 from minternet.skeleton import JOINTS_PER_HAND
 
 StateDict = dict[str, torch.Tensor]
@@ -83,11 +84,11 @@ def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> No
 
 
 def _config_from_state(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    """InterNet arguments that reproduce the shapes in an mmpose-layout ``state``.
+    """InterNet settings that reproduce the shapes in an mmpose-layout ``state``.
 
-    Keys that are absent fall back to the defaults, so a broken file still reaches
-    :func:`load_strict`, which names what is wrong. The heatmap size is not stored in the
-    weights; it is taken as mmpose's, a 256 x 256 input: 8 * 2**deconv_layers.
+    A setting whose tensor is absent keeps :class:`InterNetConfig`'s default, so a broken
+    file still reaches :func:`load_strict`, which names what is wrong. The heatmap size is
+    not stored in the weights; it is taken as mmpose's, for the default input size.
     """
     if "backbone.layer1.0.conv3.weight" in state:
         depth = 50  # bottleneck blocks; 101 and 152 are not offered by the backbone
@@ -98,17 +99,19 @@ def _config_from_state(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
     layers = sum(
         1 for k, v in state.items() if k.startswith(hand + "deconv_layers.") and v.ndim == 4
     )
-    first = state.get(hand + "deconv_layers.0.weight")
-    final = state.get(hand + "final_layer.weight")
-    root = state.get("head.root_head.fc.2.weight")
-    return {
-        "backbone_depth": depth,
-        "heatmap_size": 8 * 2**layers,
-        "depth_bins": final.shape[0] // JOINTS_PER_HAND if final is not None else 64,
-        "root_bins": root.shape[0] if root is not None else 64,
-        "deconv_channels": first.shape[1] if first is not None else 256,
-        "deconv_layers": layers,
-    }
+    found = {"backbone_depth": depth, "deconv_layers": layers}
+    # (setting, tensor, axis whose length it is, divided by)
+    shapes = (
+        ("depth_bins", hand + "final_layer.weight", 0, JOINTS_PER_HAND),
+        ("root_bins", "head.root_head.fc.2.weight", 0, 1),
+        ("deconv_channels", hand + "deconv_layers.0.weight", 1, 1),
+    )
+    for name, key, axis, per in shapes:
+        if key in state:
+            found[name] = state[key].shape[axis] // per
+    default = InterNetConfig()
+    found["heatmap_size"] = default.input_size * 2**layers // ResNetBackbone.stride
+    return {**dataclasses.asdict(default), **found}
 
 
 def load_mmpose_checkpoint(
@@ -134,12 +137,11 @@ def load_mmpose_checkpoint(
         MMPOSE_PREFIX + k[len(MMPOSE_0X_PREFIX) :] if k.startswith(MMPOSE_0X_PREFIX) else k: v
         for k, v in state.items()
     }
-    config = meta.get("minternet") or _config_from_state(state)
-    if heatmap_size is not None:
-        config = {**config, "heatmap_size": heatmap_size}
+    values = meta.get("minternet") or _config_from_state(state)
+    if heatmap_size is not None and isinstance(values, Mapping):
+        values = {**values, "heatmap_size": heatmap_size}
     # Sizes from a file are untrusted: a meta asking for 10^6 heatmap px would fill memory.
-    config = check_model_settings(config, os.fspath(path))
-    model = InterNet(pretrained=False, **config)
+    model = InterNet(InterNetConfig.from_dict(values, os.fspath(path)))
     load_strict(model, state)
     return model.eval()
 
@@ -153,7 +155,7 @@ def save_mmpose_checkpoint(
     stored with the model's configuration added under ``"minternet"``.
     """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    full_meta = {**(meta or {}), "minternet": dict(model.config)}
+    full_meta = {**(meta or {}), "minternet": dataclasses.asdict(model.config)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": state, "meta": full_meta}, path)
 
@@ -196,6 +198,6 @@ def load_original_snapshot(path: str | os.PathLike[str], map_location: Any = "cp
                 break
         if not key.startswith("backbone.fc."):  # the classifier is not part of the model
             state[key] = value
-    model = InterNet(pretrained=False)
+    model = InterNet()
     load_strict(model, state)
     return model.eval()

@@ -35,12 +35,6 @@ TABLE_COLUMNS = ("Set", "Arch", "Input Size", *(key.replace("_", "-") for key in
 _ORACLE_BATCH = 32  # crops read per step
 
 
-def model_codec(model: InterNet) -> HeatmapCodec:
-    """The codec that matches ``model``'s input size, heatmap grid and root bins
-    (:meth:`HeatmapCodec.for_model`)."""
-    return HeatmapCodec.for_model(model)
-
-
 def _check_dataset(dataset: InterHandDataset, input_size: int) -> None:
     """Test crops only: no augmentation (so no flip or rotation), of the codec's size."""
     if dataset.train is not False:
@@ -112,7 +106,7 @@ def predict(
     ``rel_root_depth`` (N,) float32 mm, Z_41 - Z_20; ``index`` (N,) int64 dataset rows;
     ``sample_valid`` (N,) bool, False for an image the dataset skipped as bad.
     """
-    codec = model_codec(model)
+    codec = HeatmapCodec.for_model(model.config)
     _check_dataset(dataset, codec.input_size)
     device = next(model.parameters()).device if device is None else torch.device(device)
     if mixed is None:
@@ -259,8 +253,8 @@ def evaluate_model(
 
 def open_split(
     root: str | os.PathLike[str],
-    split: str | None = None,
-    input_size: int = 256,
+    split: str | None,
+    input_size: int,
     missing_images: str = "raise",
     bad_images: str = "raise",
 ) -> tuple[InterHandDataset, str | None]:
@@ -317,8 +311,8 @@ def load_checkpoint(
 def arch_name(model: InterNet) -> str:
     """A short description of the architecture for result tables."""
     config = model.config
-    grid = f"{config['depth_bins']}x{config['heatmap_size']}x{config['heatmap_size']}"
-    return f"InterNet ResNet-{config['backbone_depth']} ({grid})"
+    grid = f"{config.depth_bins}x{config.heatmap_size}x{config.heatmap_size}"
+    return f"InterNet ResNet-{config.backbone_depth} ({grid})"
 
 
 def json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
@@ -372,7 +366,7 @@ def evaluate(
             model.to(memory_format=torch.channels_last)
         dataset, split = open_split(root, split, model.input_size, missing_images, bad_images)
         predictions = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
-        codec, arch = model_codec(model), arch_name(model)
+        codec, arch = HeatmapCodec.for_model(model.config), arch_name(model)
     name = Path(root).resolve().name
     return Report(
         set=f"{name}/{split}" if split else name,

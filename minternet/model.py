@@ -14,8 +14,11 @@ read as (B, 21, 64, 64, 64) with channel c = joint c // 64, depth bin c % 64.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import NamedTuple
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -27,15 +30,87 @@ HIDDEN = 512
 """Width of the hidden Linear layer in the root and hand-type heads."""
 PARTS = ("right_hand_head", "left_hand_head", "root_head", "hand_type_head")
 """The four heads, in state-dict order."""
-SMALL_CONFIG = {
-    "backbone_depth": 18,
-    "heatmap_size": 16,
-    "depth_bins": 16,
-    "root_bins": 16,
-    "deconv_channels": 32,
-    "deconv_layers": 2,
-}
-"""``InterNet(**SMALL_CONFIG)``: about 12.3 M parameters, 128 x 128 input, 16^3 heatmaps;
+
+
+@dataclass(frozen=True)
+class InterNetConfig:
+    """The six settings that fix InterNet's shapes; the defaults are the paper's.
+
+    ``backbone_depth``: ResNet depth, 18, 34 or 50. ``heatmap_size``: H = W of the heatmaps,
+    px. ``depth_bins``: D, depth bins of the 3D heatmaps. ``root_bins``: bins of the
+    root-depth distribution. ``deconv_channels``: channels of every deconvolution.
+    ``deconv_layers``: stride-2 deconvolutions in each hand head.
+
+    Raises:
+        ValueError: naming the field, for a value that is not an integer in :attr:`RANGES`,
+            or a ``heatmap_size`` that is not a multiple of ``2**deconv_layers``.
+    """
+
+    backbone_depth: int = 50
+    heatmap_size: int = 64
+    depth_bins: int = 64
+    root_bins: int = 64
+    deconv_channels: int = 256
+    deconv_layers: int = 3
+
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {
+        "backbone_depth": (18, 50),
+        "heatmap_size": (1, 256),
+        "depth_bins": (1, 256),
+        "root_bins": (1, 1024),
+        "deconv_channels": (1, 4096),
+        "deconv_layers": (0, 5),
+    }
+    """Sane bounds of each setting: beyond them a model would not fit in memory, or could
+    not be InterNet (settings are also read from files: a checkpoint's meta, a config.json)."""
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in self.RANGES.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                raise ValueError(f"{name}={value!r} is not an integer in {low}..{high}")
+        if self.backbone_depth not in (18, 34, 50):
+            raise ValueError(f"backbone_depth={self.backbone_depth} is not 18, 34 or 50")
+        if self.heatmap_size % 2**self.deconv_layers:
+            raise ValueError(
+                f"heatmap_size {self.heatmap_size} is not the stride-32 feature map times "
+                f"2**deconv_layers for deconv_layers={self.deconv_layers}: it must be a "
+                f"multiple of {2**self.deconv_layers}"
+            )
+
+    @property
+    def input_size(self) -> int:
+        """Side S in px of the square input that gives ``heatmap_size`` heatmaps:
+        ``heatmap_size * 32 / 2**deconv_layers``."""
+        return self.heatmap_size * ResNetBackbone.stride // 2**self.deconv_layers
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "settings") -> InterNetConfig:
+        """The configuration of ``values``, all six fields (as :func:`dataclasses.asdict`
+        writes them), e.g. from a file.
+
+        Raises:
+            ValueError: naming ``source`` (a file, or "settings") and the field.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(values, Mapping) or set(values) != set(names):
+            keys = sorted(values) if isinstance(values, Mapping) else type(values).__name__
+            raise ValueError(f"{source}: model settings must be {', '.join(names)}, got {keys}")
+        try:
+            return cls(**values)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+
+
+SMALL_CONFIG = InterNetConfig(
+    backbone_depth=18,
+    heatmap_size=16,
+    depth_bins=16,
+    root_bins=16,
+    deconv_channels=32,
+    deconv_layers=2,
+)
+"""``InterNet(SMALL_CONFIG)``: about 12.3 M parameters, 128 x 128 input, 16^3 heatmaps;
 small enough to train on a CPU."""
 
 
@@ -127,52 +202,39 @@ class InterNet(nn.Module):
     """InterNet: (B, 3, S, S) normalised RGB -> :class:`InterNetOutput`.
 
     Args:
-        backbone_depth: ResNet depth, 18, 34 or 50 (the paper: 50).
+        config: the shapes (default: the paper's, :class:`InterNetConfig`).
         pretrained: passed to :class:`~minternet.backbone.ResNetBackbone`: ``True`` for
             torchvision's ImageNet weights, ``False`` for random, or a torchvision file.
-        heatmap_size: H = W of the heatmaps in pixels; the input side S must be
-            ``heatmap_size * 32 / 2**deconv_layers`` (see :attr:`input_size`).
-        depth_bins: D, depth bins of the 3D heatmaps.
-        root_bins: bins of the root-depth distribution.
-        deconv_channels: channels of every deconvolution.
-        deconv_layers: number of stride-2 deconvolutions in each hand head.
 
     Attributes:
-        config: the constructor arguments except ``pretrained`` (saved with checkpoints).
-        input_size: side S in pixels of the square input that gives ``heatmap_size`` heatmaps.
+        config: the :class:`InterNetConfig` (saved with checkpoints).
+        input_size: side S in px of the square input (``config.input_size``).
     """
 
     def __init__(
         self,
-        backbone_depth: int = 50,
+        config: InterNetConfig | None = None,
         pretrained: bool | str | os.PathLike[str] = False,
-        heatmap_size: int = 64,
-        depth_bins: int = 64,
-        root_bins: int = 64,
-        deconv_channels: int = 256,
-        deconv_layers: int = 3,
     ) -> None:
         super().__init__()
-        if deconv_layers < 0 or heatmap_size <= 0 or heatmap_size % 2**deconv_layers:
-            raise ValueError(
-                f"heatmap_size {heatmap_size} is not the stride-32 feature map times "
-                f"2**deconv_layers for deconv_layers={deconv_layers}: it must be a positive "
-                f"multiple of {2 ** max(deconv_layers, 0)}"
-            )
-        self.config = {
-            "backbone_depth": backbone_depth,
-            "heatmap_size": heatmap_size,
-            "depth_bins": depth_bins,
-            "root_bins": root_bins,
-            "deconv_channels": deconv_channels,
-            "deconv_layers": deconv_layers,
-        }
-        self.backbone = ResNetBackbone(backbone_depth, pretrained=pretrained)
+        config = InterNetConfig() if config is None else config
+        if not isinstance(config, InterNetConfig):
+            raise TypeError(f"config must be an InterNetConfig, not {type(config).__name__}")
+        self.config = config
+        self.backbone = ResNetBackbone(config.backbone_depth, pretrained=pretrained)
         self.head = InterNetHead(
-            self.backbone.out_channels, deconv_channels, deconv_layers, depth_bins, root_bins
+            self.backbone.out_channels,
+            config.deconv_channels,
+            config.deconv_layers,
+            config.depth_bins,
+            config.root_bins,
         )
-        self.input_size = heatmap_size * self.backbone.stride // 2**deconv_layers
         self.init_head_weights()
+
+    @property
+    def input_size(self) -> int:
+        """Side S in px of the square input (see :attr:`InterNetConfig.input_size`)."""
+        return self.config.input_size
 
     def init_head_weights(self) -> None:
         """Initialise the heads as the paper and mmpose do; the backbone is left as it is.
@@ -202,7 +264,7 @@ class InterNet(nn.Module):
                 heatmaps would then not be ``heatmap_size`` pixels on a side.
         """
         if x.ndim != 4 or tuple(x.shape[-2:]) != (self.input_size, self.input_size):
-            layers, size = self.config["deconv_layers"], self.config["heatmap_size"]
+            layers, size = self.config.deconv_layers, self.config.heatmap_size
             raise ValueError(
                 f"input of shape {tuple(x.shape)}: expected (B, 3, {self.input_size}, "
                 f"{self.input_size}), because {self.input_size} / 32 * 2**{layers} = {size} "
@@ -218,7 +280,7 @@ class InterNet(nn.Module):
         mmpose's evaluation does not use it (its flip branch is broken); it is here for
         error analysis and as a check that a model treats mirrored hands alike.
         """
-        mirrored = flip_output(self(x.flip(-1)), self.config["root_bins"])
+        mirrored = flip_output(self(x.flip(-1)), self.config.root_bins)
         return InterNetOutput(*((a + b) / 2 for a, b in zip(self(x), mirrored, strict=True)))
 
 

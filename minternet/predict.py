@@ -156,7 +156,7 @@ def predict(
     if not np.isfinite(root_depth) or root_depth <= 0:
         raise ValueError(f"{source}: root depth {root_depth} mm is not a positive number")
 
-    codec = HeatmapCodec.for_model(model)
+    codec = HeatmapCodec.for_model(model.config)
     centre, scale = bbox_to_centre_scale(box)
     crop = warp_image(image, crop_matrix(centre, scale, 0.0, codec.input_size), codec.input_size)
     device = next(model.parameters()).device

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -34,10 +35,11 @@ from minternet.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from minternet.config import MODEL_FIELDS, TrainConfig
+from minternet.codec import HeatmapCodec
+from minternet.config import TrainConfig
 from minternet.convert import load_strict
 from minternet.dataset import InterHandDataset
-from minternet.evaluate import evaluate_model, json_metrics, model_codec
+from minternet.evaluate import evaluate_model, json_metrics
 from minternet.loader import make_loader
 from minternet.losses import internet_loss
 from minternet.model import InterNet
@@ -165,15 +167,16 @@ class Trainer:
         torch.manual_seed(config.seed)
         # A resumed run's weights come from last.pth: no need to fetch ImageNet's.
         self.model = InterNet(
-            pretrained=config.pretrained is not False and not resuming, **config.model_kwargs()
+            config.model, pretrained=config.pretrained is not False and not resuming
         )
         if config.pretrained is True and not resuming and not self.model.backbone.pretrained_loaded:
             raise ValueError(
                 f"pretrained=true but torchvision's ImageNet weights for resnet"
-                f"{config.backbone_depth} could not be loaded (see the warning above): connect "
-                "to the internet, or use --pretrained auto to start from random weights instead"
+                f"{config.model.backbone_depth} could not be loaded (see the warning above): "
+                "connect to the internet, or use --pretrained auto to start from random weights "
+                "instead"
             )
-        self.codec = model_codec(self.model)
+        self.codec = HeatmapCodec.for_model(config.model)
         size = self.model.input_size
         aug = {"mmpose": MMPOSE, "original": ORIGINAL, "none": MMPOSE}[config.augmentation]
         self.train_set = InterHandDataset(
@@ -244,9 +247,7 @@ class Trainer:
             self._resume()
         elif ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.json").write_text(
-                json.dumps(dataclasses.asdict(config), indent=1) + "\n"
-            )
+            config.save(out / "config.json")
             (out / "metrics.jsonl").write_text("")
 
     def _resume(self) -> None:
@@ -284,18 +285,16 @@ class Trainer:
             scores = [v for v in trained if v is not None]
             self.pos["best"] = min(scores) if scores else None  # as best.pth was chosen
             if changed:
-                (self.out / "config.json").write_text(
-                    json.dumps(dataclasses.asdict(self.config), indent=1) + "\n"
-                )
+                self.config.save(self.out / "config.json")
 
     def _changed_settings(self, saved: dict[str, Any], step: int) -> dict[str, Any]:
         """{setting: {"from": saved, "to": now}} for what this run's config changes; raises
         for what a resumed run cannot change (the model; the batch size mid-epoch)."""
-        now = dataclasses.asdict(self.config)
-        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in now.items()}
-        old = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
-        changed = {k: {"from": old.get(k), "to": v} for k, v in plain.items() if old.get(k) != v}
-        fixed = [k for k in changed if k in MODEL_FIELDS or (k == "batch_size" and step)]
+        old = TrainConfig.from_dict(saved, os.fspath(self.last)).settings()
+        now = self.config.settings()
+        changed = {k: {"from": old[k], "to": v} for k, v in now.items() if old[k] != v}
+        model = {f.name for f in dataclasses.fields(self.config.model)}
+        fixed = [k for k in changed if k in model or (k == "batch_size" and step)]
         if fixed:
             k = fixed[0]
             raise ValueError(
@@ -347,7 +346,7 @@ class Trainer:
         if not self.ctx.is_main:
             return
         meta = {
-            "minternet": dict(self.model.config),
+            "minternet": dataclasses.asdict(self.model.config),
             "train": {
                 "config": dataclasses.asdict(self.config),
                 "position": dict(self.pos),

@@ -4,6 +4,7 @@ checkpoint served by a local stand-in for download.openmmlab.com, runs every cel
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def test_offline_every_cell_runs_and_those_needing_weights_say_so_once(
 
 def test_served_checkpoint_runs_every_cell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = InterNet(**{**SMALL_CONFIG, "heatmap_size": 32})  # 256 px input, as mmpose's files
+    # A 256 px input, as mmpose's files imply.
+    model = InterNet(dataclasses.replace(SMALL_CONFIG, heatmap_size=32))
     path = tmp_path / "www" / "standin.pth"
     path.parent.mkdir()
     torch.save({"state_dict": collections.OrderedDict(model.state_dict()), "meta": {}}, path)

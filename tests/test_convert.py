@@ -5,6 +5,7 @@ Small models keep the files a few MB; one test writes the full model (about 190 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from minternet.model import InterNet
 @pytest.fixture
 def small() -> InterNet:
     torch.manual_seed(0)
-    model = InterNet(**SMALL)
+    model = InterNet(SMALL)
     # A few BN statistics away from 1/0 and a non-zero counter, so buffers are checked too.
     model(torch.randn(2, 3, 128, 128))
     return model.eval()
@@ -54,7 +55,7 @@ def test_save_then_load_is_bit_identical(small: InterNet, tmp_path: Path) -> Non
     save_mmpose_checkpoint(small, path, meta={"epoch": 3})
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"state_dict", "meta"}
-    assert raw["meta"]["epoch"] == 3 and raw["meta"]["minternet"] == SMALL
+    assert raw["meta"]["epoch"] == 3 and raw["meta"]["minternet"] == dataclasses.asdict(SMALL)
     assert list(raw["state_dict"]) == list(small.state_dict())
     assert all(t.is_contiguous() and t.device.type == "cpu" for t in raw["state_dict"].values())
     loaded = load_mmpose_checkpoint(path)
@@ -75,7 +76,7 @@ def test_config_inferred_without_meta(small: InterNet, tmp_path: Path) -> None:
     path = tmp_path / "bare.pth"
     torch.save({"state_dict": small.state_dict()}, path)  # as an mmpose file: no minternet meta
     # The heatmap size is not in the weights: mmpose's 256 x 256 input is assumed ...
-    assert load_mmpose_checkpoint(path).config == {**SMALL, "heatmap_size": 32}
+    assert load_mmpose_checkpoint(path).config == dataclasses.replace(SMALL, heatmap_size=32)
     # ... unless given; every other setting comes from the tensor shapes.
     loaded = load_mmpose_checkpoint(path, heatmap_size=16)
     assert loaded.config == SMALL
@@ -90,7 +91,7 @@ def test_mmpose_0x_layout_loads(small: InterNet, tmp_path: Path) -> None:
     assert any(k.startswith("keypoint_head.right_hand_head.deconv_layers.") for k in state)
     path = tmp_path / "v0.pth"
     torch.save({"state_dict": state, "meta": {}}, path)
-    _assert_same(small, load_mmpose_checkpoint(path, heatmap_size=SMALL["heatmap_size"]))
+    _assert_same(small, load_mmpose_checkpoint(path, heatmap_size=SMALL.heatmap_size))
 
 
 def test_mismatch_names_missing_unexpected_and_shape(small: InterNet, tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_mismatch_names_missing_unexpected_and_shape(small: InterNet, tmp_path: 
     state["head.extra.weight"] = torch.zeros(3)
     state["head.hand_type_head.fc.2.bias"] = torch.zeros(5)
     path = tmp_path / "bad.pth"
-    torch.save({"state_dict": state, "meta": {"minternet": SMALL}}, path)
+    torch.save({"state_dict": state, "meta": {"minternet": dataclasses.asdict(SMALL)}}, path)
     with pytest.raises(CheckpointMismatchError) as err:
         load_mmpose_checkpoint(path)
     message = str(err.value)

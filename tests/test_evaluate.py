@@ -102,8 +102,8 @@ class PeakModel(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.config = {**SMALL_CONFIG}
-        self.input_size = 128
+        self.config = SMALL_CONFIG
+        self.input_size = SMALL_CONFIG.input_size
         self.weight = nn.Parameter(torch.zeros(()))
         self.inputs: list[torch.Tensor] = []
 
@@ -151,7 +151,7 @@ def test_predict_refuses_crops_it_cannot_map_back(samples_dir: Path) -> None:
 
 def test_random_small_model_gives_finite_metrics(samples_dir: Path) -> None:
     torch.manual_seed(0)
-    model = InterNet(**SMALL_CONFIG)
+    model = InterNet(SMALL_CONFIG)
     dataset = InterHandDataset(samples_dir, train=False, input_size=model.input_size)
     for protocol in ("mmpose", "original"):
         result = evaluate_model(model, dataset, batch_size=2, protocol=protocol)
@@ -164,7 +164,7 @@ def test_evaluate_checkpoint_matches_the_model_it_saved(samples_dir: Path, tmp_p
     # The checkpoint's own config must rebuild the small model (128 px input, 16^3 grid),
     # and the reloaded weights must score what the in-memory model scores.
     torch.manual_seed(1)
-    model = InterNet(**SMALL_CONFIG)
+    model = InterNet(SMALL_CONFIG)
     save_mmpose_checkpoint(model, tmp_path / "small.pth")
     dataset = InterHandDataset(samples_dir, train=False, input_size=128)
     expected = evaluate_model(model, dataset)
@@ -231,7 +231,7 @@ def test_cli_evaluates_a_saved_checkpoint(
 ) -> None:
     torch.manual_seed(0)
     checkpoint = tmp_path / "small.pth"
-    save_mmpose_checkpoint(InterNet(**SMALL_CONFIG), checkpoint)
+    save_mmpose_checkpoint(InterNet(SMALL_CONFIG), checkpoint)
     out_json = tmp_path / "small.json"
     args = ["--checkpoint", str(checkpoint), "--data", str(DATA_SAMPLES), "--json", str(out_json)]
     code, out, _ = run_cli([*args, "--device", "cpu", "--batch-size", "40"], capsys)
@@ -281,7 +281,7 @@ def test_mixed_precision_predict_agrees_with_float32() -> None:
     # whose float32 maximum beats the runner-up by more than bfloat16's rounding must land
     # on the same voxel, so the same keypoint; the others are near-ties either way.
     torch.manual_seed(0)
-    model = InterNet(**SMALL_CONFIG)
+    model = InterNet(SMALL_CONFIG)
     dataset = InterHandDataset(DATA_SAMPLES, "test", train=False, input_size=128)
     dataset = dataset.select(np.arange(24))
     seen = []

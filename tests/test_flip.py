@@ -83,11 +83,11 @@ def test_perfect_outputs_of_mirrored_real_crops_map_back(real_frames: InterHandD
 
 def test_flip_test_is_mirror_equivariant() -> None:
     torch.manual_seed(0)
-    model = InterNet(**SMALL_CONFIG).eval()
+    model = InterNet(SMALL_CONFIG).eval()
     images = torch.randn(2, 3, model.input_size, model.input_size)
     with torch.no_grad():
         of_mirror = model.flip_test(images.flip(-1))
-        mirrored_back = flip_output(model.flip_test(images), model.config["root_bins"])
+        mirrored_back = flip_output(model.flip_test(images), model.config.root_bins)
         plain = model(images)
     for a, b in zip(of_mirror, mirrored_back, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

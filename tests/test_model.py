@@ -7,14 +7,16 @@ code. No test downloads weights (``pretrained=False`` throughout).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from minternet.codec import HeatmapCodec
 from minternet.model import SMALL_CONFIG as SMALL
-from minternet.model import InterNet, InterNetOutput, parameter_counts
+from minternet.model import InterNet, InterNetConfig, InterNetOutput, parameter_counts
 
 MMPOSE_KEYS = Path(__file__).resolve().parents[2] / "shared/docs/mmpose_internet_state_dict.json"
 REFERENCE_COUNTS = {
@@ -37,7 +39,7 @@ def full() -> InterNet:
 @pytest.fixture
 def small() -> InterNet:
     torch.manual_seed(0)
-    return InterNet(**SMALL).eval()
+    return InterNet(SMALL).eval()
 
 
 def test_parameter_counts_match_reference(full: InterNet) -> None:
@@ -103,10 +105,26 @@ def test_wrong_input_size_raises(small: InterNet) -> None:
         small(torch.randn(1, 3, 256, 256))
 
 
-@pytest.mark.parametrize(("size", "layers"), [(20, 3), (0, 2), (16, -1)])
-def test_inconsistent_heatmap_size_raises(size: int, layers: int) -> None:
-    with pytest.raises(ValueError, match="heatmap_size"):
-        InterNet(18, heatmap_size=size, deconv_layers=layers)
+@pytest.mark.parametrize(
+    ("size", "layers", "field"),
+    [(20, 3, "heatmap_size"), (0, 2, "heatmap_size"), (16, -1, "deconv_layers")],
+)
+def test_inconsistent_heatmap_size_raises(size: int, layers: int, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        InterNetConfig(18, heatmap_size=size, deconv_layers=layers)
+
+
+def test_config_derives_the_input_size_and_checks_every_field() -> None:
+    assert InterNetConfig().input_size == 256 and SMALL.input_size == 128
+    assert HeatmapCodec() == HeatmapCodec.for_model(InterNetConfig())
+    assert InterNetConfig.from_dict(dataclasses.asdict(SMALL)) == SMALL
+    for field, value in (("backbone_depth", 101), ("depth_bins", 1.5), ("root_bins", True)):
+        with pytest.raises(ValueError, match=rf"model\.pth: {field}="):
+            InterNetConfig.from_dict({**dataclasses.asdict(SMALL), field: value}, "model.pth")
+    with pytest.raises(ValueError, match="model settings must be"):
+        InterNetConfig.from_dict({"heatmap_size": 16})
+    with pytest.raises(TypeError, match="InterNetConfig"):
+        InterNet({"backbone_depth": 18})  # type: ignore[arg-type]
 
 
 def test_root_is_soft_argmax_by_hand(small: InterNet) -> None:
@@ -136,7 +154,7 @@ def test_hand_heads_fill_their_joint_blocks(small: InterNet) -> None:
 
 def test_channel_to_joint_and_depth(small: InterNet) -> None:
     # Bias alone sets channel c; it must land at joint c // D, depth c % D.
-    depth = SMALL["depth_bins"]
+    depth = SMALL.depth_bins
     final = small.head.right_hand_head.final_layer
     with torch.no_grad():
         final.weight.zero_()

@@ -25,7 +25,7 @@ SAMPLE_IMAGE = next((REPO / "data_samples" / "images" / "test").rglob("*.jpg"))
 @pytest.fixture(scope="module")
 def model() -> InterNet:
     torch.manual_seed(0)
-    return InterNet(**SMALL_CONFIG).eval()
+    return InterNet(SMALL_CONFIG).eval()
 
 
 @pytest.fixture(scope="module")

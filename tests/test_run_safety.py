@@ -146,7 +146,7 @@ def test_unreadable_last_pth_and_config_json_are_one_line_errors(
     run = copy_run(finished, tmp_path)
     args = ["train", "--data", str(tree), "--out", str(run), "--quiet", "--resume"]
     good = (run / "last.pth").read_bytes()
-    other = InterNet(**SMALL_CONFIG)  # weights of another shape
+    other = InterNet(SMALL_CONFIG)  # weights of another shape
     wrong = torch.load(run / "last.pth", weights_only=True)
     wrong["state_dict"] = other.state_dict()
     cases = {
@@ -242,7 +242,7 @@ def test_cli_arguments_are_checked_when_parsed(
 
 
 def test_checkpoint_meta_outside_sane_ranges_is_refused(tmp_path: Path) -> None:
-    model = InterNet(**SMALL_CONFIG)
+    model = InterNet(SMALL_CONFIG)
     save_mmpose_checkpoint(model, tmp_path / "ok.pth")
     ckpt = torch.load(tmp_path / "ok.pth", weights_only=True)
     ckpt["meta"]["minternet"]["heatmap_size"] = 10**6

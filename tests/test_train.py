@@ -132,7 +132,7 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(
     # on each tensor's difference relative to how far training moved it from the shared
     # initial weights (measured: at most 2e-4 of it).
     torch.manual_seed(0)
-    init = InterNet(**TINY.replace(settings).model_kwargs()).state_dict()
+    init = InterNet(TINY.replace(settings).model).state_dict()
     moved = 0
     for key in a:
         if not a[key].is_floating_point():

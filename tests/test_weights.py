@@ -9,6 +9,7 @@ the first 8 hex digits of its own sha256.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import io
 import zipfile
@@ -28,7 +29,7 @@ from minternet.model import SMALL_CONFIG, InterNet
 from minternet.transfer import ChecksumError
 
 # ResNet-18, 16 depth bins: small, and a 256 px input as every mmpose file implies (8 * 2**2).
-STANDIN = {**SMALL_CONFIG, "heatmap_size": 32}
+STANDIN = dataclasses.replace(SMALL_CONFIG, heatmap_size=32)
 CONFIG_TEXT = "model = dict(type='TopdownPoseEstimator', backbone=dict(type='ResNet', depth=50))\n"
 
 
@@ -57,7 +58,7 @@ def mmengine_meta() -> dict:
 
 def write_checkpoint(path: Path, meta: dict, seed: int = 0) -> InterNet:
     torch.manual_seed(seed)
-    model = InterNet(**STANDIN)
+    model = InterNet(STANDIN)
     torch.save(
         {
             "meta": meta,
