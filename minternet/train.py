@@ -29,10 +29,9 @@ from tqdm import tqdm
 from minternet import distributed as dist
 from minternet.augment import MMPOSE, ORIGINAL
 from minternet.checkpoint import (
-    atomic_save,
     load_training_checkpoint,
     remove_stale_temporaries,
-    rng_state,
+    save_training_checkpoint,
     set_rng_state,
 )
 from minternet.codec import HeatmapCodec
@@ -345,27 +344,20 @@ class Trainer:
         sums = dist.all_reduce_sum(self.ctx, self.sums) if self.pos["step"] else self.sums
         if not self.ctx.is_main:
             return
-        meta = {
-            "minternet": dataclasses.asdict(self.model.config),
-            "train": {
-                "config": dataclasses.asdict(self.config),
-                "position": dict(self.pos),
-                "sums": sums.tolist(),
-                "world_size": self.ctx.world_size,
-                "pending": self.pending,
-            },
+        train = {
+            "config": dataclasses.asdict(self.config),
+            "position": dict(self.pos),
+            "sums": sums.tolist(),
+            "world_size": self.ctx.world_size,
+            "pending": self.pending,
         }
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        atomic_save(
-            {
-                "state_dict": state,
-                "meta": meta,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": rng_state(),
-            },
+        save_training_checkpoint(
             path,
+            self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            train=train,
         )
 
     def validate(self) -> dict[str, float | None]:
