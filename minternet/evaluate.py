@@ -23,7 +23,7 @@ from minternet import hub
 from minternet.codec import HeatmapCodec
 from minternet.dataset import InterHandDataset
 from minternet.loader import make_loader
-from minternet.metrics import METRIC_KEYS, Protocol, interhand_metrics
+from minternet.metrics import METRIC_KEYS, Protocol, interhand_metrics, json_metrics
 from minternet.model import InterNet
 from minternet.transforms import apply_affine, inverse_crop_matrix, normalize
 
@@ -242,11 +242,6 @@ def arch_name(model: InterNet) -> str:
     config = model.config
     grid = f"{config.depth_bins}x{config.heatmap_size}x{config.heatmap_size}"
     return f"InterNet ResNet-{config.backbone_depth} ({grid})"
-
-
-def json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
-    """Metrics as plain floats, a NaN one (an empty category) as None: JSON has no NaN."""
-    return {k: None if math.isnan(v) else float(v) for k, v in metrics.items()}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from minternet.convert import load_mmpose_checkpoint
+from minternet.index_cache import cache_root
 from minternet.model import InterNet
 from minternet.transfer import TIMEOUT, ChecksumError, download, file_digest
 
@@ -47,7 +48,6 @@ e532ff2023d0c1e23c9395f06f21856b74c6c0c397901acb75061cbac0b509e8  test_interhand
 SAMPLES_SHA256: dict[str, str] = {n: d for d, n in map(str.split, _SHA256SUMS.splitlines())}
 """File name -> hex sha256 of the seven sample files (``sha256sum`` lines above)."""
 ENV_SAMPLES = "MINTERNET_SAMPLES"
-ENV_CACHE = "MINTERNET_CACHE"
 OFFLINE_COPY = Path("..", "shared", "samples", "interhand2.6m_mmpose_tests")
 class SamplesNotFoundError(FileNotFoundError):
     """No source could provide the sample files."""
@@ -56,11 +56,6 @@ class SamplesNotFoundError(FileNotFoundError):
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in ``chunk_size``-byte blocks."""
     return file_digest(path, "sha256", chunk_size)
-
-
-def cache_root() -> Path:
-    """``$MINTERNET_CACHE``, or ``~/.cache/minternet`` when unset."""
-    return Path(os.environ.get(ENV_CACHE) or "~/.cache/minternet").expanduser()
 
 
 def default_offline_dirs() -> list[Path]:

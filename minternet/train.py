@@ -38,11 +38,13 @@ from minternet.codec import HeatmapCodec
 from minternet.config import TrainConfig
 from minternet.convert import load_strict
 from minternet.dataset import InterHandDataset
-from minternet.evaluate import evaluate_model, json_metrics
+from minternet.evaluate import evaluate_model
 from minternet.loader import make_loader
 from minternet.losses import internet_loss
+from minternet.metrics import json_metrics
 from minternet.model import InterNet
 from minternet.transforms import normalize
+from minternet.viz import plot_history
 
 log = logging.getLogger(__name__)
 
@@ -502,20 +504,3 @@ class Trainer:
             self.pending = None
             dist.barrier(self.ctx)
         return self.history
-
-
-def plot_history(history: list[dict[str, Any]], path: Path) -> None:
-    """Train loss and validation MPJPE_all per epoch, side by side, as a PNG."""
-    # A bare Figure, not pyplot: a notebook calling train() keeps its own backend.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.2))
-    ax_loss, ax_val = fig.subplots(1, 2)
-    trained = [h for h in history if "train" in h]
-    ax_loss.plot([h["epoch"] for h in trained], [h["train"]["loss"] for h in trained], "o-")
-    ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log")
-    val = [h for h in history if h.get("val", {}).get("MPJPE_all") is not None]
-    ax_val.plot([h["epoch"] for h in val], [h["val"]["MPJPE_all"] for h in val], "o-")
-    ax_val.set(xlabel="epoch", ylabel="val MPJPE_all (mm)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
