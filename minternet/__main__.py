@@ -380,7 +380,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from minternet.evaluate import load_checkpoint
+    from minternet.hub import load_model
     from minternet.predict import check_bbox, load_image, predict, write_outputs
 
     boxes = args.bbox or [None]
@@ -397,7 +397,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                       "box around the hands", file=sys.stderr)
             else:
                 check_bbox(box, image.shape[1], image.shape[0], path, "--bbox")
-        model = load_checkpoint(args.checkpoint, args.device)
+        model = load_model(args.checkpoint, args.device)
     except (OSError, ValueError) as err:
         print(f"minternet predict: {err}", file=sys.stderr)
         return 2

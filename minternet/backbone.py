@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torchvision import models
 
+from minternet.checkpoint import read_checkpoint
+
 log = logging.getLogger(__name__)
 
 _ARCHS: dict[int, tuple[Any, Any, int]] = {
@@ -68,9 +70,7 @@ class ResNetBackbone(nn.Module):
         if pretrained is True:
             self._load_imagenet(weights)
         elif isinstance(pretrained, str | os.PathLike):
-            self.load_torchvision_state_dict(
-                torch.load(pretrained, map_location="cpu", weights_only=True)
-            )
+            self.load_torchvision_state_dict(read_checkpoint(pretrained))
             self.pretrained_loaded, self.weights_source = True, f"file:{os.fspath(pretrained)}"
         elif pretrained is not False:
             raise TypeError(f"pretrained must be a bool or a path, got {pretrained!r}")

@@ -6,8 +6,10 @@ OpenCV axes (x right, y down, z forward), millimetres, no distortion::
     u = fx X / Z + cx,  v = fy Y / Z + cy
     X = (u - cx) Z / fx,  Y = (v - cy) Z / fy
 
-Every method takes numpy arrays or torch tensors of any leading shape and returns the
-same kind, dtype and device it was given.
+:func:`project` and :func:`back_project` are the pinhole formula, for any intrinsics;
+:class:`Camera` adds the extrinsics. Every function and method takes numpy arrays or torch
+tensors of any leading shape and returns the same kind, dtype and device it was given
+(float64 for integers).
 """
 
 from __future__ import annotations
@@ -24,29 +26,46 @@ PROJECTION_EPS = 1e-8
 """Added to Z before dividing, as mmpose does, so a point on the camera plane stays finite."""
 
 
-def _like(value: np.ndarray, ref: Array) -> Array:
-    """``value`` as the same kind, dtype and device as ``ref``."""
+def _floating(values: Array | np.ndarray) -> Array:
+    """``values`` as an array or tensor of floats (float64 unless already floating)."""
+    if isinstance(values, torch.Tensor):
+        return values if values.is_floating_point() else values.double()
+    values = np.asarray(values)
+    return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
+
+
+def _like(value: np.ndarray | torch.Tensor, ref: Array) -> Array:
+    """``value`` as the same kind, dtype and device as ``ref`` (a floating array)."""
     if isinstance(ref, torch.Tensor):
         return torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
-    return value.astype(ref.dtype if np.issubdtype(ref.dtype, np.floating) else np.float64)
+    return np.asarray(value, dtype=ref.dtype)
 
 
-def _stack(parts: list[Array]) -> Array:
-    if isinstance(parts[0], torch.Tensor):
-        return torch.stack(parts, dim=-1)
-    return np.stack(parts, axis=-1)
-
-
-def back_project(
-    uv: np.ndarray, depth: np.ndarray, focal: np.ndarray, princpt: np.ndarray
-) -> np.ndarray:
-    """Pixels (..., 2) and camera depth Z (...) mm -> camera points (..., 3) mm, float64:
-    X = (u - cx) Z / fx, Y = (v - cy) Z / fy. ``focal`` and ``princpt`` (..., 2) px
-    broadcast against ``uv`` (give per-image ones as (N, 1, 2) for (N, K, 2) points).
+def project(points: Array, focal: Array, princpt: Array) -> Array:
+    """Camera points (..., 3) mm -> pixels (..., 2): u = fx X / Z + cx, v = fy Y / Z + cy
+    (Z + :data:`PROJECTION_EPS`, in fact). ``focal`` and ``princpt`` (..., 2) px broadcast
+    against the points' leading dimensions (per-image ones as (N, 1, 2) for (N, K, 3)
+    points). Numpy or torch, as ``points`` (floats), in its dtype and on its device.
     """
-    uv, depth = np.asarray(uv, dtype=np.float64), np.asarray(depth, dtype=np.float64)
-    xy = (uv - np.asarray(princpt, dtype=np.float64)) / np.asarray(focal, dtype=np.float64)
-    return np.concatenate([xy * depth[..., None], depth[..., None]], axis=-1)
+    points = _floating(points)
+    focal, princpt = _like(focal, points), _like(princpt, points)
+    return points[..., :2] / (points[..., 2:] + PROJECTION_EPS) * focal + princpt
+
+
+def back_project(uv: Array, depth: Array, focal: Array, princpt: Array) -> Array:
+    """Pixels (..., 2) and camera depth Z (...) mm -> camera points (..., 3) mm:
+    X = (u - cx) Z / fx, Y = (v - cy) Z / fy. ``depth`` broadcasts against ``uv``'s leading
+    dimensions (a scalar for all points), ``focal`` and ``princpt`` (..., 2) px as in
+    :func:`project`. Numpy or torch, as ``uv`` (floats), in its dtype and on its device.
+    """
+    uv = _floating(uv)
+    depth = _like(depth, uv)
+    focal, princpt = _like(focal, uv), _like(princpt, uv)
+    if isinstance(uv, torch.Tensor):
+        z = depth.expand(uv.shape[:-1])[..., None]
+        return torch.cat([(uv - princpt) / focal * z, z], dim=-1)
+    z = np.broadcast_to(depth, uv.shape[:-1])[..., None]
+    return np.concatenate([(uv - princpt) / focal * z, z], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -83,28 +102,25 @@ class Camera:
 
     def world_to_camera(self, joint_world: Array) -> Array:
         """(..., 3) mm, world space -> (..., 3) mm, camera space: R (X - C)."""
+        joint_world = _floating(joint_world)
         rot, centre = _like(self.camrot, joint_world), _like(self.campos, joint_world)
         return (joint_world - centre) @ rot.T
 
     def camera_to_world(self, joint_cam: Array) -> Array:
         """(..., 3) mm, camera space -> (..., 3) mm, world space: R^T X + C."""
+        joint_cam = _floating(joint_cam)
         rot, centre = _like(self.camrot, joint_cam), _like(self.campos, joint_cam)
         return joint_cam @ rot + centre
 
     def camera_to_pixel(self, joint_cam: Array) -> Array:
-        """(..., 3) mm, camera space -> (..., 2) px, (u, v) in the original image."""
-        focal, princpt = _like(self.focal, joint_cam), _like(self.princpt, joint_cam)
-        depth = joint_cam[..., 2] + PROJECTION_EPS
-        return _stack([joint_cam[..., i] / depth * focal[i] + princpt[i] for i in (0, 1)])
+        """(..., 3) mm, camera space -> (..., 2) px, (u, v) in the original image
+        (:func:`project`)."""
+        return project(joint_cam, self.focal, self.princpt)
 
     def pixel_to_camera(self, uv: Array, depth: Array) -> Array:
-        """(..., 2) px and (...) mm camera depth Z -> (..., 3) mm, camera space."""
-        focal, princpt = _like(self.focal, uv), _like(self.princpt, uv)
-        if isinstance(uv, torch.Tensor):
-            depth = torch.as_tensor(depth, dtype=uv.dtype, device=uv.device).expand(uv.shape[:-1])
-        else:
-            depth = np.broadcast_to(np.asarray(depth, dtype=uv.dtype), uv.shape[:-1])
-        return _stack([*((uv[..., i] - princpt[i]) / focal[i] * depth for i in (0, 1)), depth])
+        """(..., 2) px and (...) mm camera depth Z -> (..., 3) mm, camera space
+        (:func:`back_project`)."""
+        return back_project(uv, depth, self.focal, self.princpt)
 
     def world_to_pixel(self, joint_world: Array) -> Array:
         """(..., 3) mm, world space -> (..., 2) px: the two steps above in one call."""

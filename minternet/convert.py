@@ -7,9 +7,8 @@ mmpose 0.x used the same sub-module names (``right_hand_head.deconv_layers``, ``
 Every load here is strict: each key of the file is used and each tensor of the model filled,
 otherwise :class:`CheckpointMismatchError` names the offending keys.
 
-Files are read by :func:`minternet.checkpoint.load_file` (``weights_only=True``), which
-refuses arbitrary pickled objects; a file holding more than tensors, plain containers and
-numpy arrays raises :class:`~minternet.checkpoint.UnsafeCheckpointError` naming them.
+Files are read and written by :mod:`minternet.checkpoint` (``weights_only=True``), which
+refuses arbitrary pickled objects; this module only translates their keys.
 """
 
 from __future__ import annotations
@@ -17,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from minternet.backbone import ResNetBackbone
-from minternet.checkpoint import load_file
+from minternet.checkpoint import read_checkpoint
 from minternet.model import InterNet, InterNetConfig
 from minternet.skeleton import JOINTS_PER_HAND
 
@@ -121,7 +119,8 @@ def load_mmpose_checkpoint(
 
     Accepts ``{"state_dict": ...}`` (mmpose 1.x and 0.x files) or a bare state dict, with
     ``head.*`` (1.x) or ``keypoint_head.*`` (0.x) keys. The model's configuration comes from
-    ``meta["minternet"]`` when the file was written by :func:`save_mmpose_checkpoint`, else from
+    ``meta["minternet"]`` when the file was written by :func:`~minternet.checkpoint.save_model`,
+    else from
     the tensor shapes. The heatmap size is not in the weights: ``heatmap_size`` sets it for
     files without that meta (default: mmpose's, 8 * 2**deconv_layers for a 256 x 256 input).
     0.x's hand-type head applied a sigmoid; the weights are the same, and
@@ -129,10 +128,16 @@ def load_mmpose_checkpoint(
 
     Raises:
         CheckpointMismatchError: the keys or shapes do not fit (names listed).
+        ValueError: naming the file, when it is no readable checkpoint of tensors, or its
+            model settings are not InterNet's (the field named); see also
+            :func:`~minternet.checkpoint.read_checkpoint`.
     """
-    ckpt = load_file(path, map_location)
-    state = ckpt.get("state_dict", ckpt)
-    meta = ckpt.get("meta") or {}
+    ckpt = read_checkpoint(path, map_location)
+    state, meta = (ckpt.get("state_dict", ckpt), ckpt.get("meta") or {}) if isinstance(
+        ckpt, Mapping
+    ) else (None, None)
+    if not isinstance(state, Mapping) or not isinstance(meta, Mapping):
+        raise ValueError(f"{os.fspath(path)}: not a model checkpoint (no state dict of tensors)")
     state = {
         MMPOSE_PREFIX + k[len(MMPOSE_0X_PREFIX) :] if k.startswith(MMPOSE_0X_PREFIX) else k: v
         for k, v in state.items()
@@ -146,20 +151,6 @@ def load_mmpose_checkpoint(
     return model.eval()
 
 
-def save_mmpose_checkpoint(
-    model: InterNet, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None
-) -> None:
-    """Write ``{"state_dict", "meta"}`` in mmpose 1.x's layout: contiguous CPU tensors.
-
-    ``meta`` (plain values only, so the file stays readable with ``weights_only=True``) is
-    stored with the model's configuration added under ``"minternet"``.
-    """
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    full_meta = {**(meta or {}), "minternet": dataclasses.asdict(model.config)}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "meta": full_meta}, path)
-
-
 def load_torchvision_backbone(
     model: InterNet, path_or_state_dict: str | os.PathLike[str] | Mapping[str, torch.Tensor]
 ) -> None:
@@ -171,7 +162,7 @@ def load_torchvision_backbone(
     if isinstance(path_or_state_dict, Mapping):
         state, source = dict(path_or_state_dict), "state_dict"
     else:
-        state, source = load_file(path_or_state_dict), f"file:{os.fspath(path_or_state_dict)}"
+        state, source = read_checkpoint(path_or_state_dict), f"file:{os.fspath(path_or_state_dict)}"
     model.backbone.load_torchvision_state_dict(state)
     model.backbone.pretrained_loaded, model.backbone.weights_source = True, source
 
@@ -188,7 +179,7 @@ def load_original_snapshot(path: str | os.PathLike[str], map_location: Any = "cp
     Raises:
         CheckpointMismatchError: keys left over or missing after renaming (names listed).
     """
-    ckpt = load_file(path, map_location)
+    ckpt = read_checkpoint(path, map_location)
     state: StateDict = {}
     for key, value in ckpt.get("network", ckpt).items():
         key = key.removeprefix("module.")

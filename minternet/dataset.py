@@ -13,16 +13,14 @@ import mmap
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from minternet.camera import Camera
-from minternet.interhand import (
-    InterHandFormatError,
-    find_annotation_files,
-    load_index,
-    read_image,
-)
+from minternet.image_header import image_size, is_complete
+from minternet.interhand import find_annotation_files, load_index
+from minternet.json_records import InterHandFormatError
 from minternet.transforms import (
     INPUT_SIZE,
     MMPOSE,
@@ -33,6 +31,10 @@ from minternet.transforms import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_IMAGE_SIDE = 8192
+"""Widest or tallest image read, px (InterHand2.6M's are 334 x 512): a larger one is refused
+from its header, before decoding."""
 
 
 def _mapped_file(array: np.ndarray) -> tuple[str, int] | None:
@@ -46,6 +48,37 @@ def _mapped_file(array: np.ndarray) -> tuple[str, int] | None:
     if array.__array_interface__ != {**whole, "typestr": array.__array_interface__["typestr"]}:
         return None  # a view of part of the file
     return base.filename, base.offset
+
+
+def read_image(path: Path, width: int, height: int) -> np.ndarray:
+    """The image at ``path`` as (H, W, 3) uint8 RGB; grey JPEGs come back with 3 channels.
+
+    The header's size must be the data file's ``width`` x ``height`` (and at most
+    :data:`MAX_IMAGE_SIDE`) before anything is decoded, and the file must be complete
+    (:func:`~minternet.image_header.is_complete`): a truncated JPEG would decode with a grey
+    fill. Raises :class:`FileNotFoundError` or :class:`InterHandFormatError` naming the file.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image named by field 'file_name' not found")
+    data = path.read_bytes()
+    size = image_size(data)
+    if size is None:
+        raise InterHandFormatError(path, "file_name", "cannot be decoded as an image")
+    if max(size) > MAX_IMAGE_SIDE:
+        raise InterHandFormatError(
+            path, "file_name", f"{size[0]}x{size[1]} px, above {MAX_IMAGE_SIDE} px a side"
+        )
+    if size != (width, height):
+        # Camera 400412 stores rotated images under a landscape width and height.
+        raise InterHandFormatError(
+            path, "width/height", f"data file says {width}x{height}, image is {size[0]}x{size[1]}"
+        )
+    if not is_complete(data):
+        raise InterHandFormatError(path, "file_name", "truncated: the image ends before its end")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InterHandFormatError(path, "file_name", "cannot be decoded as an image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 class InterHandDataset(torch.utils.data.Dataset):

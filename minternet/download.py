@@ -34,7 +34,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-from minternet import hub, transfer
+from minternet import transfer
 from minternet.archive import (
     MAX_MEMBERS,
     Budget,
@@ -42,6 +42,7 @@ from minternet.archive import (
     unpack_annotations,
     unpack_tar,
 )
+from minternet.index_cache import cache_root
 from minternet.interhand import SPLITS, find_annotation_files
 
 HOMEPAGE = "https://mks0601.github.io/InterHand2.6M/"
@@ -245,7 +246,7 @@ def fetch_interhand(out: str | os.PathLike[str], parts: str = "all", *,
     ends = None if deadline is None else time.monotonic() + deadline
     if unknown := set(splits) - set(SPLITS):
         raise ValueError(f"--splits: {sorted(unknown)} are not among {list(SPLITS)}")
-    store = Path(archives) if archives else hub.cache_root() / "interhand2.6m_v1.0_5fps"
+    store = Path(archives) if archives else cache_root() / "interhand2.6m_v1.0_5fps"
     want_annotations, chosen = select(parts)
     state = json.loads((root / STATE_FILE).read_text()) if (root / STATE_FILE).is_file() else {}
     images = () if set(chosen) <= set(state.get("images", ())) else chosen

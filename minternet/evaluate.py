@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ import torch
 
 from minternet import hub
 from minternet.codec import HeatmapCodec
-from minternet.convert import load_mmpose_checkpoint
 from minternet.dataset import InterHandDataset
 from minternet.loader import make_loader
-from minternet.metrics import METRIC_KEYS, Protocol, interhand_metrics
+from minternet.metrics import METRIC_KEYS, Protocol, interhand_metrics, json_metrics
 from minternet.model import InterNet
 from minternet.transforms import apply_affine, inverse_crop_matrix, normalize
 
@@ -275,49 +273,11 @@ def open_split(
     return dataset.check_images(missing_images), split
 
 
-def load_checkpoint(
-    checkpoint: str | os.PathLike[str], device: str | torch.device | None = None
-) -> InterNet:
-    """:func:`~minternet.convert.load_mmpose_checkpoint` on ``device`` (default: CUDA when
-    available, else the CPU). ``checkpoint`` is a file, or a published checkpoint's name or
-    URL (:func:`minternet.hub.checkpoint_file` fetches and verifies it).
-
-    Raises:
-        FileNotFoundError: no such file (the path is named), or a published checkpoint that
-            can be neither found nor downloaded (:class:`~minternet.hub.WeightsUnavailableError`).
-        ValueError: the file is not a checkpoint of tensors, its weights do not fit, or the
-            device is unknown or unavailable.
-    """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available")
-    if hub.is_checkpoint_reference(checkpoint):
-        checkpoint = hub.checkpoint_file(os.fspath(checkpoint))
-    elif not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
-    try:
-        model = load_mmpose_checkpoint(checkpoint)
-    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, RuntimeError) as err:
-        # What torch.load and the dict lookups raise for a file that is no checkpoint.
-        raise ValueError(f"{checkpoint}: not a readable checkpoint ({err!r})") from err
-    return model.to(device)
-
-
 def arch_name(model: InterNet) -> str:
     """A short description of the architecture for result tables."""
     config = model.config
     grid = f"{config.depth_bins}x{config.heatmap_size}x{config.heatmap_size}"
     return f"InterNet ResNet-{config.backbone_depth} ({grid})"
-
-
-def json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
-    """Metrics as plain floats, a NaN one (an empty category) as None: JSON has no NaN."""
-    return {k: None if math.isnan(v) else float(v) for k, v in metrics.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,7 +321,7 @@ def evaluate(
         dataset, split = open_split(root, split, codec.input_size, missing_images, bad_images)
         predictions, arch = oracle_predictions(dataset, codec), "oracle"
     else:
-        model = load_checkpoint(checkpoint, device)
+        model = hub.load_model(checkpoint, device)
         if next(model.parameters()).is_cuda:  # predict() runs in bf16 with channels_last there
             model.to(memory_format=torch.channels_last)
         dataset, split = open_split(root, split, model.input_size, missing_images, bad_images)

@@ -14,7 +14,8 @@ repository or beside a parent of the working directory. Every file is sha256-che
 
 The published checkpoints (book chapter 10): :data:`CHECKPOINTS`, by short name, fetched by
 :func:`checkpoint_file` into ``$MINTERNET_CACHE/weights`` and checked against the sha256
-prefix that OpenMMLab writes into each file name.
+prefix that OpenMMLab writes into each file name; :func:`load_model` makes a model of one,
+or of any checkpoint file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from collections.abc import Iterable, Mapping
 from http.client import HTTPException
 from pathlib import Path
 
+import torch
+
+from minternet.convert import load_mmpose_checkpoint
+from minternet.index_cache import cache_root
+from minternet.model import InterNet
 from minternet.transfer import TIMEOUT, ChecksumError, download, file_digest
 
 COMMIT = "759b39c13fea6ba094afc1fa932f51dc1b11cbf9"
@@ -42,7 +48,6 @@ e532ff2023d0c1e23c9395f06f21856b74c6c0c397901acb75061cbac0b509e8  test_interhand
 SAMPLES_SHA256: dict[str, str] = {n: d for d, n in map(str.split, _SHA256SUMS.splitlines())}
 """File name -> hex sha256 of the seven sample files (``sha256sum`` lines above)."""
 ENV_SAMPLES = "MINTERNET_SAMPLES"
-ENV_CACHE = "MINTERNET_CACHE"
 OFFLINE_COPY = Path("..", "shared", "samples", "interhand2.6m_mmpose_tests")
 class SamplesNotFoundError(FileNotFoundError):
     """No source could provide the sample files."""
@@ -51,11 +56,6 @@ class SamplesNotFoundError(FileNotFoundError):
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in ``chunk_size``-byte blocks."""
     return file_digest(path, "sha256", chunk_size)
-
-
-def cache_root() -> Path:
-    """``$MINTERNET_CACHE``, or ``~/.cache/minternet`` when unset."""
-    return Path(os.environ.get(ENV_CACHE) or "~/.cache/minternet").expanduser()
 
 
 def default_offline_dirs() -> list[Path]:
@@ -264,3 +264,30 @@ def _from_url(url: str) -> PublishedCheckpoint:
 def is_checkpoint_reference(value: str | os.PathLike[str]) -> bool:
     """Whether ``value`` names a published checkpoint or a URL rather than a local path."""
     return isinstance(value, str) and (value in CHECKPOINTS or "://" in value)
+
+
+def load_model(
+    checkpoint: str | os.PathLike[str], device: str | torch.device | None = None
+) -> InterNet:
+    """An :class:`~minternet.model.InterNet` in eval mode on ``device`` (default: CUDA when
+    available, else the CPU) from ``checkpoint``: a file (mmpose 1.x / 0.x or minternet's,
+    :func:`~minternet.convert.load_mmpose_checkpoint`), or a published checkpoint's name or
+    URL, fetched and verified by :func:`checkpoint_file`.
+
+    Raises:
+        FileNotFoundError: no such file (the path is named), or a published checkpoint that
+            can be neither found nor downloaded (:class:`WeightsUnavailableError`).
+        ValueError: the file is not a checkpoint of tensors, its weights do not fit, or the
+            device is unknown or unavailable.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available")
+    if is_checkpoint_reference(checkpoint):
+        checkpoint = checkpoint_file(os.fspath(checkpoint))
+    return load_mmpose_checkpoint(checkpoint).to(device)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -28,10 +29,18 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 PREFIX = "interhand-"
+ENV_CACHE = "MINTERNET_CACHE"
+"""The environment variable naming the cache root."""
 
 
 EDGE_BYTES = 1 << 20
 """Bytes read from each end of a source for the cache key."""
+
+
+def cache_root() -> Path:
+    """``$MINTERNET_CACHE``, or ``~/.cache/minternet`` when unset: the index caches are in
+    its ``index`` folder, downloads (:mod:`minternet.hub`, :mod:`minternet.download`) beside."""
+    return Path(os.environ.get(ENV_CACHE) or "~/.cache/minternet").expanduser()
 
 
 def _edges_digest(path: Path) -> str:

@@ -22,13 +22,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from minternet.camera import Camera
-from minternet.hub import ENV_CACHE, cache_root
-from minternet.image_header import image_size, is_complete
-from minternet.index_cache import cache_folder, read_cache, write_cache
+from minternet.index_cache import ENV_CACHE, cache_folder, cache_root, read_cache, write_cache
 from minternet.json_records import (
     CHUNK_ROWS,
     Chunk,
@@ -49,9 +46,6 @@ HAND_TYPES = {"right": (1, 0), "left": (0, 1), "interacting": (1, 1)}
 """``hand_type`` string -> [right, left] bits, as mmpose encodes it."""
 _HAND_TYPE_CODES = {name: code for code, name in enumerate(HAND_TYPES)}
 _HAND_TYPE_BITS = np.array(list(HAND_TYPES.values()), dtype=np.uint8)
-MAX_IMAGE_SIDE = 8192
-"""Widest or tallest image read, px (InterHand2.6M's are 334 x 512): a larger one is refused
-from its header, before decoding."""
 INDEX_VERSION = 2
 """Bump when the index's fields, their meaning or the cache format change, so old caches are
 rebuilt (2: a folder of memory-mapped .npy files instead of an .npz)."""
@@ -400,34 +394,3 @@ def load_index(files: AnnotationFiles, cache_dir: Path | None = None) -> dict[st
                 ENV_CACHE,
             )
     return index
-
-
-def read_image(path: Path, width: int, height: int) -> np.ndarray:
-    """The image at ``path`` as (H, W, 3) uint8 RGB; grey JPEGs come back with 3 channels.
-
-    The header's size must be the data file's ``width`` x ``height`` (and at most
-    :data:`MAX_IMAGE_SIDE`) before anything is decoded, and the file must be complete
-    (:func:`~minternet.image_header.is_complete`): a truncated JPEG would decode with a grey
-    fill. Raises :class:`FileNotFoundError` or :class:`InterHandFormatError` naming the file.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image named by field 'file_name' not found")
-    data = path.read_bytes()
-    size = image_size(data)
-    if size is None:
-        raise InterHandFormatError(path, "file_name", "cannot be decoded as an image")
-    if max(size) > MAX_IMAGE_SIDE:
-        raise InterHandFormatError(
-            path, "file_name", f"{size[0]}x{size[1]} px, above {MAX_IMAGE_SIDE} px a side"
-        )
-    if size != (width, height):
-        # Camera 400412 stores rotated images under a landscape width and height.
-        raise InterHandFormatError(
-            path, "width/height", f"data file says {width}x{height}, image is {size[0]}x{size[1]}"
-        )
-    if not is_complete(data):
-        raise InterHandFormatError(path, "file_name", "truncated: the image ends before its end")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InterHandFormatError(path, "file_name", "cannot be decoded as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

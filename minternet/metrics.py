@@ -16,6 +16,8 @@ with nothing to average (no interacting frame, no valid hand type, ...) is NaN, 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
@@ -306,3 +308,8 @@ def interhand_metrics(
     correct, type_mask = handedness(pred_hand_type, gt_hand_type, hand_type_valid)
     metrics["APh"] = _masked_mean(correct.astype(np.float32), type_mask)
     return {key: metrics[key] for key in METRIC_KEYS}
+
+
+def json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    """Metrics as plain floats, a NaN one (an empty category) as None: JSON has no NaN."""
+    return {k: None if math.isnan(v) else float(v) for k, v in metrics.items()}

@@ -29,21 +29,22 @@ from tqdm import tqdm
 from minternet import distributed as dist
 from minternet.augment import MMPOSE, ORIGINAL
 from minternet.checkpoint import (
-    atomic_save,
     load_training_checkpoint,
     remove_stale_temporaries,
-    rng_state,
+    save_training_checkpoint,
     set_rng_state,
 )
 from minternet.codec import HeatmapCodec
 from minternet.config import TrainConfig
 from minternet.convert import load_strict
 from minternet.dataset import InterHandDataset
-from minternet.evaluate import evaluate_model, json_metrics
+from minternet.evaluate import evaluate_model
 from minternet.loader import make_loader
 from minternet.losses import internet_loss
+from minternet.metrics import json_metrics
 from minternet.model import InterNet
 from minternet.transforms import normalize
+from minternet.viz import plot_history
 
 log = logging.getLogger(__name__)
 
@@ -345,27 +346,20 @@ class Trainer:
         sums = dist.all_reduce_sum(self.ctx, self.sums) if self.pos["step"] else self.sums
         if not self.ctx.is_main:
             return
-        meta = {
-            "minternet": dataclasses.asdict(self.model.config),
-            "train": {
-                "config": dataclasses.asdict(self.config),
-                "position": dict(self.pos),
-                "sums": sums.tolist(),
-                "world_size": self.ctx.world_size,
-                "pending": self.pending,
-            },
+        train = {
+            "config": dataclasses.asdict(self.config),
+            "position": dict(self.pos),
+            "sums": sums.tolist(),
+            "world_size": self.ctx.world_size,
+            "pending": self.pending,
         }
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        atomic_save(
-            {
-                "state_dict": state,
-                "meta": meta,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": rng_state(),
-            },
+        save_training_checkpoint(
             path,
+            self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            train=train,
         )
 
     def validate(self) -> dict[str, float | None]:
@@ -510,20 +504,3 @@ class Trainer:
             self.pending = None
             dist.barrier(self.ctx)
         return self.history
-
-
-def plot_history(history: list[dict[str, Any]], path: Path) -> None:
-    """Train loss and validation MPJPE_all per epoch, side by side, as a PNG."""
-    # A bare Figure, not pyplot: a notebook calling train() keeps its own backend.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.2))
-    ax_loss, ax_val = fig.subplots(1, 2)
-    trained = [h for h in history if "train" in h]
-    ax_loss.plot([h["epoch"] for h in trained], [h["train"]["loss"] for h in trained], "o-")
-    ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log")
-    val = [h for h in history if h.get("val", {}).get("MPJPE_all") is not None]
-    ax_val.plot([h["epoch"] for h in val], [h["val"]["MPJPE_all"] for h in val], "o-")
-    ax_val.set(xlabel="epoch", ylabel="val MPJPE_all (mm)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)

@@ -28,7 +28,7 @@ from minternet.augment import (
     AugParams,
     sample_augmentation,
 )
-from minternet.camera import Camera
+from minternet.camera import project
 from minternet.skeleton import FLIP_INDEX, JOINTS_PER_HAND, ROOTS
 
 __all__ = [
@@ -216,8 +216,7 @@ def make_sample(
 
     joint_cam = np.asarray(raw["joint_cam"], dtype=np.float64)
     # Intrinsics only: joint_cam is already in camera space.
-    camera = Camera(np.zeros(3), np.eye(3), raw["focal"], raw["princpt"])
-    xy = apply_affine(matrix, camera.camera_to_pixel(joint_cam))
+    xy = apply_affine(matrix, project(joint_cam, raw["focal"], raw["princpt"]))
     wrist_depth = np.repeat(joint_cam[list(ROOTS), 2], JOINTS_PER_HAND)
     keypoints = np.column_stack([xy, joint_cam[:, 2] - wrist_depth])
     joint_valid = np.asarray(raw["joint_valid"], dtype=np.float32)

@@ -1,4 +1,5 @@
-"""Pictures of the 42-joint skeleton: 2D overlays (matplotlib) and 3D scenes (plotly).
+"""Pictures of the 42-joint skeleton: 2D overlays (matplotlib) and 3D scenes (plotly);
+and a run's training curves.
 
 Pixel centres sit at integer (u, v), as in OpenCV and mmpose, so a W x H image spans
 [-0.5, W - 0.5] x [-0.5, H - 0.5]: matplotlib's ``imshow`` extent, and the corners that
@@ -7,12 +8,15 @@ camera frustums pass through. Nothing here shows a figure or changes a global se
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from minternet.camera import Camera
@@ -295,3 +299,19 @@ def hands_3d_figure(
         },
     )
     return fig
+
+
+def plot_history(history: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
+    """Train loss and validation MPJPE_all per epoch of ``history`` (metrics.jsonl's
+    records), side by side, as a PNG at ``path``."""
+    # A bare Figure, not pyplot: a notebook calling train() keeps its own backend.
+    fig = Figure(figsize=(9, 3.2))
+    ax_loss, ax_val = fig.subplots(1, 2)
+    trained = [h for h in history if "train" in h]
+    ax_loss.plot([h["epoch"] for h in trained], [h["train"]["loss"] for h in trained], "o-")
+    ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log")
+    val = [h for h in history if h.get("val", {}).get("MPJPE_all") is not None]
+    ax_val.plot([h["epoch"] for h in val], [h["val"]["MPJPE_all"] for h in val], "o-")
+    ax_val.set(xlabel="epoch", ylabel="val MPJPE_all (mm)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

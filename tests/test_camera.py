@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minternet import Camera
+from minternet.camera import back_project, project
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -107,3 +108,21 @@ def test_valid_joints_of_the_real_frames_project_inside_their_images(samples_dir
         x, y, w, h = ann["bbox"]
         assert (uv[:, 0] > x - 5).all() and (uv[:, 0] < x + w + 5).all()
         assert (uv[:, 1] > y - 5).all() and (uv[:, 1] < y + h + 5).all()
+
+
+def test_project_and_back_project_broadcast_over_images() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform([-300, -300, 500], [300, 300, 1500], size=(4, 42, 3))
+    focal = rng.uniform(800, 1500, size=(4, 1, 2))
+    princpt = rng.uniform(100, 400, size=(4, 1, 2))
+    uv = project(points, focal, princpt)
+    assert uv.shape == (4, 42, 2)
+    # By hand, image by image: u = fx X / Z + cx.
+    for n in range(4):
+        by_hand = points[n, :, :2] / points[n, :, 2:] * focal[n, 0] + princpt[n, 0]
+        assert np.allclose(uv[n], by_hand, rtol=1e-9)
+    assert np.allclose(back_project(uv, points[..., 2], focal, princpt), points, atol=1e-9)
+    back_t = back_project(torch.as_tensor(uv), torch.as_tensor(points[..., 2]), focal, princpt)
+    assert back_t.dtype == torch.float64 and torch.allclose(back_t, torch.as_tensor(points))
+    flat = back_project(uv[0].astype(np.float32), 700.0, focal[0], princpt[0])
+    assert flat.dtype == np.float32 and np.all(flat[:, 2] == 700.0)

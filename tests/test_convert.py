@@ -12,12 +12,12 @@ import pytest
 import torch
 from torchvision import models
 
+from minternet.checkpoint import save_model
 from minternet.convert import (
     CheckpointMismatchError,
     load_mmpose_checkpoint,
     load_original_snapshot,
     load_torchvision_backbone,
-    save_mmpose_checkpoint,
 )
 from minternet.model import SMALL_CONFIG as SMALL
 from minternet.model import InterNet
@@ -52,7 +52,7 @@ def _assert_same(a: InterNet, b: InterNet) -> None:
 
 def test_save_then_load_is_bit_identical(small: InterNet, tmp_path: Path) -> None:
     path = tmp_path / "sub" / "ckpt.pth"
-    save_mmpose_checkpoint(small, path, meta={"epoch": 3})
+    save_model(small, path, meta={"epoch": 3})
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"state_dict", "meta"}
     assert raw["meta"]["epoch"] == 3 and raw["meta"]["minternet"] == dataclasses.asdict(SMALL)
@@ -67,7 +67,7 @@ def test_full_model_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = InterNet().eval()
     path = tmp_path / "full.pth"
-    save_mmpose_checkpoint(model, path)
+    save_model(model, path)
     loaded = load_mmpose_checkpoint(path)
     _assert_same_state(model, loaded)
 
@@ -107,6 +107,34 @@ def test_mismatch_names_missing_unexpected_and_shape(small: InterNet, tmp_path: 
     assert "missing [head.root_head.fc.0.bias]" in message
     assert "unexpected [head.extra.weight]" in message
     assert "head.hand_type_head.fc.2.bias (file (5,), model (2,))" in message
+
+
+def test_files_that_hold_no_model_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(ValueError, match=r"list\.pth: not a model checkpoint"):
+        load_mmpose_checkpoint(path)
+    path.write_bytes(path.read_bytes()[:50])  # cut short
+    with pytest.raises(ValueError, match=r"list\.pth: not a readable checkpoint"):
+        load_mmpose_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match=r"none\.pth"):
+        load_mmpose_checkpoint(tmp_path / "none.pth")
+
+
+def test_save_model_leaves_the_previous_file_whole(
+    small: InterNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "model.pth"
+    save_model(small, path)
+    good = path.read_bytes()
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        save_model(InterNet(SMALL), path)
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["model.pth"]
 
 
 def test_torchvision_backbone_loads(small: InterNet) -> None:

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from minternet.__main__ import main
+from minternet.checkpoint import save_model
 from minternet.codec import HeatmapCodec
-from minternet.convert import save_mmpose_checkpoint
 from minternet.dataset import InterHandDataset
 from minternet.evaluate import (
     TABLE_COLUMNS,
@@ -165,7 +165,7 @@ def test_evaluate_checkpoint_matches_the_model_it_saved(samples_dir: Path, tmp_p
     # and the reloaded weights must score what the in-memory model scores.
     torch.manual_seed(1)
     model = InterNet(SMALL_CONFIG)
-    save_mmpose_checkpoint(model, tmp_path / "small.pth")
+    save_model(model, tmp_path / "small.pth")
     dataset = InterHandDataset(samples_dir, train=False, input_size=128)
     expected = evaluate_model(model, dataset)
     got = evaluate_checkpoint(tmp_path / "small.pth", samples_dir, device="cpu")
@@ -231,7 +231,7 @@ def test_cli_evaluates_a_saved_checkpoint(
 ) -> None:
     torch.manual_seed(0)
     checkpoint = tmp_path / "small.pth"
-    save_mmpose_checkpoint(InterNet(SMALL_CONFIG), checkpoint)
+    save_model(InterNet(SMALL_CONFIG), checkpoint)
     out_json = tmp_path / "small.json"
     args = ["--checkpoint", str(checkpoint), "--data", str(DATA_SAMPLES), "--json", str(out_json)]
     code, out, _ = run_cli([*args, "--device", "cpu", "--batch-size", "40"], capsys)

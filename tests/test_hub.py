@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from minternet import hub, transfer
+from minternet.index_cache import ENV_CACHE
 
 SAMPLES = Path(__file__).parents[2] / "shared" / "samples" / "interhand2.6m_mmpose_tests"
 UNREACHABLE = "http://127.0.0.1:9/"  # discard port: nothing listens, connect is refused
@@ -60,7 +61,7 @@ class Server:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(hub.ENV_SAMPLES, raising=False)
-    monkeypatch.setenv(hub.ENV_CACHE, str(tmp_path / "cache_root"))  # never the real ~/.cache
+    monkeypatch.setenv(ENV_CACHE, str(tmp_path / "cache_root"))  # never the real ~/.cache
 
 
 @pytest.fixture

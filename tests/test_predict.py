@@ -13,7 +13,7 @@ import torch
 import minternet
 from minternet.__main__ import main
 from minternet.camera import Camera
-from minternet.convert import save_mmpose_checkpoint
+from minternet.checkpoint import save_model
 from minternet.dataset import InterHandDataset
 from minternet.evaluate import predict as predict_split
 from minternet.model import SMALL_CONFIG, InterNet
@@ -31,7 +31,7 @@ def model() -> InterNet:
 @pytest.fixture(scope="module")
 def checkpoint(model: InterNet, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "small.pth"
-    save_mmpose_checkpoint(model, path)
+    save_model(model, path)
     return path
 
 

@@ -19,9 +19,9 @@ from test_train import SMALL, options
 from minternet import backbone as backbone_module
 from minternet import train as train_module
 from minternet.__main__ import main as cli_main
-from minternet.checkpoint import atomic_save, load_training_checkpoint
+from minternet.checkpoint import atomic_save, load_training_checkpoint, save_model
 from minternet.config import TINY, TrainConfig
-from minternet.convert import load_mmpose_checkpoint, save_mmpose_checkpoint
+from minternet.convert import load_mmpose_checkpoint
 from minternet.model import SMALL_CONFIG, InterNet
 from minternet.train import train
 
@@ -243,7 +243,7 @@ def test_cli_arguments_are_checked_when_parsed(
 
 def test_checkpoint_meta_outside_sane_ranges_is_refused(tmp_path: Path) -> None:
     model = InterNet(SMALL_CONFIG)
-    save_mmpose_checkpoint(model, tmp_path / "ok.pth")
+    save_model(model, tmp_path / "ok.pth")
     ckpt = torch.load(tmp_path / "ok.pth", weights_only=True)
     ckpt["meta"]["minternet"]["heatmap_size"] = 10**6
     torch.save(ckpt, tmp_path / "huge.pth")

@@ -251,7 +251,13 @@ def test_config_overrides_parse_and_name_bad_fields() -> None:
 def test_saved_config_round_trips(tree: Path, tmp_path: Path) -> None:
     config = TINY.replace({**SMALL, "epochs": "0", "milestones": "7,9", "val_split": ""})
     train(config, tree, tmp_path / "run", progress=False, device="cpu")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert TrainConfig.load(tmp_path / "run" / "config.json") == config
+    assert saved["model"]["heatmap_size"] == 4 and "heatmap_size" not in saved
+    # A config.json of an earlier version: the model's settings beside the others.
+    flat = {**{k: v for k, v in saved.items() if k != "model"}, **saved["model"]}
+    (tmp_path / "flat.json").write_text(json.dumps(flat))
+    assert TrainConfig.load(tmp_path / "flat.json") == config
     (tmp_path / "bad.json").write_text('{"depth": 3}')
     with pytest.raises(ValueError, match=r"bad\.json"):
         TrainConfig.load(tmp_path / "bad.json")

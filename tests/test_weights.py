@@ -23,7 +23,7 @@ from conftest import Server
 
 from minternet import hub
 from minternet.__main__ import main
-from minternet.checkpoint import UnsafeCheckpointError, load_file
+from minternet.checkpoint import UnsafeCheckpointError, read_checkpoint
 from minternet.convert import load_mmpose_checkpoint
 from minternet.model import SMALL_CONFIG, InterNet
 from minternet.transfer import ChecksumError
@@ -228,7 +228,7 @@ def test_mmengine_meta_loads_under_numpy_1_and_2_names(tmp_path: Path) -> None:
                 data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
             dst.writestr(item, data)
     for file in (path, old):
-        loaded = load_file(file)
+        loaded = read_checkpoint(file)
         meta = loaded["meta"]
         assert meta["cfg"] == CONFIG_TEXT and meta["epoch"] == 20
         assert np.array_equal(meta["dataset_meta"]["sigmas"], np.full(42, 0.025, np.float32))
@@ -253,7 +253,7 @@ def test_malicious_meta_is_refused_and_never_runs(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     write_checkpoint(path, {**mmengine_meta(), "hook_msgs": {"best": Payload(marker)}})
     with pytest.raises(UnsafeCheckpointError) as info:
-        load_file(path)
+        read_checkpoint(path)
     assert "open" in str(info.value) and str(path) in str(info.value)
     with pytest.raises(UnsafeCheckpointError):
         load_mmpose_checkpoint(path)
