@@ -153,7 +153,8 @@ def main() -> None:
         sequences=sequences, frames=10, cameras=24, views=2,
     )  # fmt: skip
     start = time.perf_counter()
-    if args.crops and os.path.exists(args.crops):
+    cached = bool(args.crops) and os.path.exists(args.crops)
+    if cached:
         saved = np.load(args.crops)
         train, test = (tuple(saved[f"{split}_{k}"] for k in ("old", "new", "right"))
                        for split in ("train", "test"))  # fmt: skip
@@ -169,9 +170,8 @@ def main() -> None:
                     for k, v in zip(("old", "new", "right"), views, strict=True)
                 },
             )
-    source = (f"read from {args.crops}" if args.crops and os.path.exists(args.crops)
-              and time.perf_counter() - start < 60 else
-              f"rendered in {time.perf_counter() - start:.0f} s")  # fmt: skip
+    seconds = time.perf_counter() - start
+    source = f"read from {args.crops}" if cached else f"rendered in {seconds:.0f} s"
     print(f"{len(train[2])} training crops from {args.captures} captures, {len(test[2])} "
           f"held-out crops from unseen captures, {CROP} px, {source}")  # fmt: skip
     print(f"right-hand share: train {train[2].mean():.2f}, test {test[2].mean():.2f}")
