@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import MMPOSE_DERIVED
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_interhand import MMPOSE_DERIVED
 
 from minternet import InterHandDataset
 from minternet.augment import MMPOSE, ORIGINAL, AugParams, sample_augmentation
