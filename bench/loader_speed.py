@@ -4,8 +4,8 @@ target per sample in the loader (42 x 64 x 64 x 64 float32, as mmpose's Hand3DHe
 
     python bench/loader_speed.py [--data data_samples] [--batches 12] [--batch-size 16]
 
-The baseline target follows the reference formulas: mu = (x / 4, y / 4, (z / 400 + 1/2) 64),
-a 16-voxel support per axis at round-half-to-even(mu + i - 7.5) clipped to [0, 63], value
+The baseline target is :meth:`minternet.codec.HeatmapCodec.encode`'s, mmpose's: a 16-voxel
+support per axis at round-half-to-even(mu + i - 7.5) clipped to [0, 63], value
 255 exp(-d^2 / (2 sigma^2)) with sigma 2.5, zero elsewhere.
 """
 
@@ -19,27 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from minternet import InterHandDataset
+from minternet import HeatmapCodec, InterHandDataset
 from minternet.loader import make_loader
 
-HEATMAP = 64
-SIGMA = 2.5
-DEPTH_BOUND = 400.0
-OFFSETS = np.arange(16) - 7.5
 
-
-def dense_target(keypoints: np.ndarray, input_size: int) -> np.ndarray:
-    """(42, 3) crop px and mm -> (42 * 64, 64, 64) float32 target, built like mmpose's loader."""
-    mu = np.stack([keypoints[:, 0] * HEATMAP / input_size, keypoints[:, 1] * HEATMAP / input_size,
-                   (keypoints[:, 2] / DEPTH_BOUND + 0.5) * HEATMAP], axis=1)
-    target = np.zeros((len(mu), HEATMAP, HEATMAP, HEATMAP), dtype=np.float32)
-    for k, centre in enumerate(mu):
-        qx, qy, qz = (np.clip(np.rint(c + OFFSETS), 0, HEATMAP - 1).astype(int) for c in centre)
-        gx, gy, gz = ((q - c) ** 2 for q, c in zip((qx, qy, qz), centre, strict=True))
-        values = 255 * np.exp(-(gz[:, None, None] + gy[None, :, None] + gx[None, None, :])
-                              / (2 * SIGMA**2))
-        target[k][np.ix_(qz, qy, qx)] = values
-    return target.reshape(-1, HEATMAP, HEATMAP)
+def dense_target(sample: dict[str, Any]) -> np.ndarray:
+    """(42 * 64, 64, 64) float32 target of one crop, built as mmpose's loader builds it."""
+    codec = HeatmapCodec(input_size=sample["image"].shape[0])
+    target, _ = codec.encode(sample["keypoints"], sample["joint_valid"])
+    return target.reshape(-1, *target.shape[-2:])
 
 
 class WithDenseTarget(torch.utils.data.Dataset):
@@ -53,7 +41,7 @@ class WithDenseTarget(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample = self.dataset[i]
-        sample["target"] = dense_target(sample["keypoints"], sample["image"].shape[0])
+        sample["target"] = dense_target(sample)
         return sample
 
 

@@ -32,16 +32,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
-import numpy as np
 import torch
 
 from minternet import HeatmapCodec, InterHandDataset, InterNet, collate, normalize
 from minternet.losses import (
     dense_heatmap_loss,
-    hand_type_loss,
     heatmap_loss,
     internet_loss,
-    root_loss,
 )
 
 VARIANTS = ("loss-ours", "loss-dense", "step-ours", "step-dense")
@@ -62,36 +59,10 @@ def load_batch(data: str, batch_size: int) -> dict[str, torch.Tensor]:
 def dense_target(
     batch: Mapping[str, torch.Tensor], codec: HeatmapCodec
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 42, D, H, W) float32 target and (B, 42) weights, stacked from per-sample
-    ``codec.encode`` as mmpose's loader would build them.
-    """
-    keypoints, valid = batch["keypoints"].numpy(), batch["joint_valid"].numpy()
-    encoded = [codec.encode(k, v) for k, v in zip(keypoints, valid, strict=True)]
-    target = torch.from_numpy(np.stack([t for t, _ in encoded]))
-    return target, torch.from_numpy(np.stack([w for _, w in encoded]))
-
-
-def dense_internet_loss(
-    heatmaps: torch.Tensor,
-    root: torch.Tensor,
-    hand_logits: torch.Tensor,
-    batch: Mapping[str, torch.Tensor],
-    codec: HeatmapCodec,
-    target: torch.Tensor,
-    weights: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """:func:`internet_loss` with the heatmap term on a materialised target."""
-    rho, rho_weight = codec.encode_root(
-        batch["rel_root_depth"].float(), batch["rel_root_valid"].float()
-    )
-    hand_type, hand_valid = codec.encode_hand_type(batch["hand_type"], batch["hand_type_valid"])
-    losses = {
-        "loss_kpt": dense_heatmap_loss(heatmaps, target, weights),
-        "loss_rel_root": root_loss(root, rho, rho_weight),
-        "loss_hand_type": hand_type_loss(hand_logits, hand_type, hand_valid),
-    }
-    losses["loss"] = losses["loss_kpt"] + losses["loss_rel_root"] + losses["loss_hand_type"]
-    return losses
+    """(B, 42, D, H, W) float32 target and (B, 42) weights, as mmpose's loader would build
+    them (``codec.encode``)."""
+    target, weights = codec.encode(batch["keypoints"].numpy(), batch["joint_valid"].numpy())
+    return torch.from_numpy(target), torch.from_numpy(weights)
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -152,7 +123,7 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict[str, float]:
         result["target_bytes"] = target.nbytes
 
         def loss_fn(out: object) -> torch.Tensor:
-            return dense_internet_loss(*out, batch, codec, target, weights)["loss"]
+            return internet_loss(*out, batch, codec, dense_target=(target, weights))["loss"]
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -137,14 +137,20 @@ class HeatmapCodec:
     def encode(
         self, keypoints: np.ndarray, joint_valid: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Dense target of one sample, as the data pipeline would build it.
+        """Dense target, as mmpose's data pipeline builds it (one sample or a batch).
 
-        keypoints (42, 3) crop px x, y and z mm; joint_valid (42,). Returns the target
-        (42, D, H, W) float32 on the 0-``max_value`` scale (reshape to (42 D, H, W) for
-        mmpose's layout, channel k D + z) and the weights (42,) float32. The value at a
-        support voxel is exp of the summed squared distances, then scaled in float32.
+        keypoints (..., 42, 3) crop px x, y and z mm; joint_valid (..., 42). Returns the
+        target (..., 42, D, H, W) float32 on the 0-``max_value`` scale (reshape one sample to
+        (42 D, H, W) for mmpose's layout, channel k D + z) and the weights (..., 42) float32.
+        The value at a support voxel is exp of the summed squared distances, then scaled in
+        float32.
         """
-        (mz, dz), (my, dy), (mx, dx) = self._axes(keypoints)
+        keypoints = np.asarray(keypoints)
+        axes = [
+            (mask.reshape(-1, size), sq.reshape(-1, size))
+            for (mask, sq), size in zip(self._axes(keypoints), self.shape, strict=True)
+        ]
+        (mz, dz), (my, dy), (mx, dx) = axes
         volumes = torch.zeros((len(mz), *self.shape), dtype=torch.float32)
         for k in range(len(mz)):
             support = mz[k, :, None, None] & my[k, None, :, None] & mx[k, None, None, :]
@@ -152,8 +158,9 @@ class HeatmapCodec:
             sq = dx[k, None, None, :] + dy[k, None, :, None] + dz[k, :, None, None]
             gauss = torch.exp(-sq / (2 * self.sigma**2))
             volumes[k] = torch.where(support, gauss, 0.0).float() * self.max_value
-        weights = self.weights(np.asarray(keypoints), np.asarray(joint_valid))
-        return volumes.numpy(), weights.astype(np.float32)
+        weights = self.weights(keypoints, np.asarray(joint_valid))
+        target = volumes.numpy().reshape(*keypoints.shape[:-1], *self.shape)
+        return target, weights.astype(np.float32)
 
     def encode_root(self, rel_root_depth: Array, rel_root_valid: Array) -> tuple[Array, Array]:
         """Root target: rho (...) bins = (Delta / bound + 1/2) bins from Delta (...) mm
@@ -166,11 +173,6 @@ class HeatmapCodec:
     def decode_root(self, rho: Array) -> Array:
         """Relative root depth (...) mm from rho (...) bins (the soft-argmax output)."""
         return (rho / self.root_bins - 0.5) * self.root_bound
-
-    @staticmethod
-    def encode_hand_type(hand_type: Array, hand_type_valid: Array) -> tuple[Array, Array]:
-        """Hand-type target (..., 2) [right, left] and weight (...): the labels unchanged."""
-        return hand_type, hand_type_valid
 
     @staticmethod
     def decode_hand_type(logits: Array) -> Array:

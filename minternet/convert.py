@@ -1,4 +1,4 @@
-"""Checkpoints in and out: mmpose 1.x and 0.x, torchvision ResNets, original InterNet snapshots.
+"""Checkpoint key layouts: mmpose 1.x and 0.x files as :class:`~minternet.model.InterNet`s.
 
 mmpose 1.x stores ``{"state_dict": {...}, "meta": {...}}`` whose keys are exactly those of
 :class:`~minternet.model.InterNet` (``backbone.*``, ``head.*``), so loading needs no renaming.
@@ -25,18 +25,7 @@ from minternet.checkpoint import read_checkpoint
 from minternet.model import InterNet, InterNetConfig
 from minternet.skeleton import JOINTS_PER_HAND
 
-StateDict = dict[str, torch.Tensor]
 MMPOSE_0X_PREFIX, MMPOSE_PREFIX = "keypoint_head.", "head."
-ORIGINAL_PREFIXES = (
-    ("backbone_net.resnet.", "backbone."),
-    ("pose_net.joint_deconv_1.", "head.right_hand_head.deconv_layers."),
-    ("pose_net.joint_conv_1.0.", "head.right_hand_head.final_layer."),
-    ("pose_net.joint_deconv_2.", "head.left_hand_head.deconv_layers."),
-    ("pose_net.joint_conv_2.0.", "head.left_hand_head.final_layer."),
-    ("pose_net.root_fc.", "head.root_head.fc."),
-    ("pose_net.hand_fc.", "head.hand_type_head.fc."),
-)
-"""Original InterNet key prefixes (after DataParallel's ``module.``) -> mmpose / ours."""
 _SHOWN = 20  # names listed per kind of mismatch; the rest are counted
 
 
@@ -147,48 +136,5 @@ def load_mmpose_checkpoint(
         values = {**values, "heatmap_size": heatmap_size}
     # Sizes from a file are untrusted: a meta asking for 10^6 heatmap px would fill memory.
     model = InterNet(InterNetConfig.from_dict(values, os.fspath(path)))
-    load_strict(model, state)
-    return model.eval()
-
-
-def load_torchvision_backbone(
-    model: InterNet, path_or_state_dict: str | os.PathLike[str] | Mapping[str, torch.Tensor]
-) -> None:
-    """Load a torchvision ResNet file or state dict into ``model.backbone`` (``backbone.*``).
-
-    ``fc.*`` is dropped and a missing ``num_batches_tracked`` (older files) tolerated; any
-    other mismatch raises ``KeyError`` (see ``ResNetBackbone.load_torchvision_state_dict``).
-    """
-    if isinstance(path_or_state_dict, Mapping):
-        state, source = dict(path_or_state_dict), "state_dict"
-    else:
-        state, source = read_checkpoint(path_or_state_dict), f"file:{os.fspath(path_or_state_dict)}"
-    model.backbone.load_torchvision_state_dict(state)
-    model.backbone.pretrained_loaded, model.backbone.weights_source = True, source
-
-
-def load_original_snapshot(path: str | os.PathLike[str], map_location: Any = "cpu") -> InterNet:
-    """An :class:`InterNet` (ResNet-50, 64^3) from an original ``snapshot_*.pth.tar``.
-
-    The weights are under ``network``, saved from DataParallel (``module.`` prefixes), and are
-    renamed by :data:`ORIGINAL_PREFIXES`; a backbone ``fc.*`` is dropped. The original applied a
-    sigmoid to the hand-type output; here its logits come out raw. Such weights were trained on
-    inputs scaled to [0, 1] by /255 *without* ImageNet mean/std: feed them that, not
-    :func:`minternet.normalize`'s output.
-
-    Raises:
-        CheckpointMismatchError: keys left over or missing after renaming (names listed).
-    """
-    ckpt = read_checkpoint(path, map_location)
-    state: StateDict = {}
-    for key, value in ckpt.get("network", ckpt).items():
-        key = key.removeprefix("module.")
-        for old, new in ORIGINAL_PREFIXES:
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        if not key.startswith("backbone.fc."):  # the classifier is not part of the model
-            state[key] = value
-    model = InterNet()
     load_strict(model, state)
     return model.eval()

@@ -17,18 +17,12 @@ import cv2
 import numpy as np
 import torch
 
+from minternet.augment import MMPOSE, Augmentation, AugParams, sample_augmentation
 from minternet.camera import Camera
 from minternet.image_header import image_size, is_complete
 from minternet.interhand import find_annotation_files, load_index
 from minternet.json_records import InterHandFormatError
-from minternet.transforms import (
-    INPUT_SIZE,
-    MMPOSE,
-    Augmentation,
-    AugParams,
-    make_sample,
-    sample_augmentation,
-)
+from minternet.transforms import INPUT_SIZE, make_sample
 
 log = logging.getLogger(__name__)
 

@@ -341,29 +341,6 @@ def evaluate(
     )
 
 
-def evaluate_checkpoint(
-    checkpoint: str | os.PathLike[str],
-    root: str | os.PathLike[str],
-    split: str | None = None,
-    *,
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    num_workers: int = 0,
-    protocol: Protocol = "mmpose",
-) -> dict[str, float]:
-    """The five metrics of an mmpose or minternet checkpoint on a split (see :func:`evaluate`)."""
-    report = evaluate(
-        root,
-        split,
-        checkpoint=checkpoint,
-        batch_size=batch_size,
-        device=device,
-        num_workers=num_workers,
-        protocol=protocol,
-    )
-    return report.metrics
-
-
 def results_table(rows: Iterable[Report]) -> str:
     """A Markdown table of :data:`TABLE_COLUMNS`, one row per report: MPJPE and MRRPE in mm
     and APh as a fraction, 2 decimals; "n/a" for a NaN.

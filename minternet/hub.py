@@ -53,11 +53,6 @@ class SamplesNotFoundError(FileNotFoundError):
     """No source could provide the sample files."""
 
 
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in ``chunk_size``-byte blocks."""
-    return file_digest(path, "sha256", chunk_size)
-
-
 def default_offline_dirs() -> list[Path]:
     """Where an offline copy may sit: ``../shared/...`` from the repository root (the parent
     of the package folder), then from the working directory and each of its parents."""
@@ -68,7 +63,7 @@ def default_offline_dirs() -> list[Path]:
 
 def _bad_files(folder: Path) -> dict[str, str | None]:
     """Sample files in ``folder`` that are missing (-> None) or wrong (-> their sha256)."""
-    found = {n: sha256_file(folder / n) if (folder / n).is_file() else None for n in SAMPLES_SHA256}
+    found = {n: file_digest(folder / n) if (folder / n).is_file() else None for n in SAMPLES_SHA256}
     return {n: got for n, got in found.items() if got != SAMPLES_SHA256[n]}
 
 

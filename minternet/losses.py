@@ -195,6 +195,7 @@ def internet_loss(
     codec: HeatmapCodec,
     *,
     compiled: bool = False,
+    dense_target: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """InterNet's losses for one batch, all with weight 1.
 
@@ -204,19 +205,23 @@ def internet_loss(
     ``rel_root_depth``, ``rel_root_valid``, ``hand_type``, ``hand_type_valid``), moved
     to the device as needed. Returns ``loss_kpt``, ``loss_rel_root``, ``loss_hand_type``
     and their sum ``loss``, float32 scalars.
-    ``compiled`` is :func:`heatmap_loss`'s.
+    ``compiled`` is :func:`heatmap_loss`'s. ``dense_target``: a (B, 42, D, H, W) target and
+    its (B, 42) weights built beforehand, as mmpose's loader does
+    (:meth:`~minternet.codec.HeatmapCodec.encode`), for :func:`dense_heatmap_loss` instead of
+    the target built on the device (the same value, at far more memory).
     """
     device = root.device
     rho, rho_weight = codec.encode_root(
         _float32(batch["rel_root_depth"].to(device)), _float32(batch["rel_root_valid"].to(device))
     )
-    hand_type, hand_valid = codec.encode_hand_type(
-        batch["hand_type"].to(device), batch["hand_type_valid"].to(device)
-    )
+    # The hand-type target is the label itself.
+    hand_type, hand_valid = batch["hand_type"].to(device), batch["hand_type_valid"].to(device)
     losses = {
         "loss_kpt": heatmap_loss(
             heatmaps, batch["keypoints"], batch["joint_valid"], codec, compiled=compiled
-        ),
+        )
+        if dense_target is None
+        else dense_heatmap_loss(heatmaps, *dense_target),
         "loss_rel_root": root_loss(root, rho, rho_weight),
         "loss_hand_type": hand_type_loss(hand_logits, hand_type, hand_valid),
     }

@@ -78,8 +78,3 @@ FINGER_COLORS: dict[str, str] = {
 def joint_color(k: int) -> str:
     """Colour of joint ``k`` (and of the bone that ends at it)."""
     return FINGER_COLORS[FINGER_OF_JOINT[k]]
-
-
-def hand_slice(hand: int) -> slice:
-    """Joints of hand 0 (right) or 1 (left) as a slice into the 42."""
-    return slice(hand * JOINTS_PER_HAND, (hand + 1) * JOINTS_PER_HAND)

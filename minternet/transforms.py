@@ -20,27 +20,15 @@ import cv2
 import numpy as np
 import torch
 
-from minternet.augment import (
-    IDENTITY,
-    MMPOSE,
-    ORIGINAL,
-    Augmentation,
-    AugParams,
-    sample_augmentation,
-)
+from minternet.augment import IDENTITY, MMPOSE, Augmentation, AugParams
 from minternet.camera import project
 from minternet.skeleton import FLIP_INDEX, JOINTS_PER_HAND, ROOTS
 
 __all__ = [
-    "IDENTITY",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "INPUT_SIZE",
-    "MMPOSE",
-    "ORIGINAL",
     "PADDING",
-    "AugParams",
-    "Augmentation",
     "apply_affine",
     "bbox_to_centre_scale",
     "compose_affine",
@@ -49,7 +37,6 @@ __all__ = [
     "make_sample",
     "mirror_matrix",
     "normalize",
-    "sample_augmentation",
     "sample_matrix",
     "warp_image",
 ]

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real InterHand2.6M sample frames, reached through ../shared."""
+"""Shared fixtures and reference values: the real InterHand2.6M sample frames (reached
+through ../shared), what mmpose derives from them, and the small training runs' tree."""
 
 from __future__ import annotations
 
@@ -13,10 +14,33 @@ from types import ModuleType
 
 import pytest
 
+from minternet.synth.plan import SynthSpec
+from minternet.synth.write import write_dataset
+
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "interhand2.6m_mmpose_tests"
 DATA_JSON = "test_interhand2.6m_data.json"
 CAMERA_JSON = "test_interhand2.6m_camera.json"
 JOINT_JSON = "test_interhand2.6m_joint_3d.json"
+
+# Values derived by mmpose's InterHand3DDataset for the four real frames, from the samples
+# README (ann id: abs_depth [A_R, A_L], rel_root_depth, rel_root_valid, bbox centre, side).
+MMPOSE_DERIVED = {
+    326750: ([1111.0215, 1168.8142], 57.7927, 1, (126.0973, 236.2866), 231.3223),
+    286291: ([1119.1948, 1079.6545], -39.5403, 1, (198.0191, 167.1706), 218.7573),
+    680801: ([657.7856, 1071.4779], 413.6923, 0, (124.1042, 175.8060), 228.6990),
+    471953: ([1159.8293, 71.3281], -1088.5012, 0, (199.7786, 120.2126), 230.6694),
+}
+
+# ResNet-18, 4 x 4 heatmaps after one deconvolution: a 64 x 64 input.
+SMALL_RUN = {
+    "heatmap_size": "4",
+    "deconv_layers": "1",
+    "deconv_channels": "16",
+    "depth_bins": "8",
+    "root_bins": "8",
+    "workers": "0",
+    "val_at_start": "false",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +65,19 @@ def flat_copy(samples_dir: Path, tmp_path: Path) -> Path:
     for path in dest.iterdir():
         path.chmod(0o644)
     return dest
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic v1.0 tree (24 train, 8 val images) for training runs."""
+    root = tmp_path_factory.mktemp("tree")
+    spec = SynthSpec(images={"train": 24, "val": 8}, captures=1, sequences=4, frames=4)
+    write_dataset(spec, root, workers=1, progress=False)
+    return root
+
+
+def options(overrides: dict[str, str]) -> list[str]:
+    return [item for k, v in overrides.items() for item in (f"--{k.replace('_', '-')}", v)]
 
 
 def load_json(path: Path) -> dict:

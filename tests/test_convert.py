@@ -1,4 +1,4 @@
-"""Checkpoint conversion: mmpose 1.x round trip, 0.x layout, strict errors, torchvision, original.
+"""Checkpoint conversion: mmpose 1.x round trip, 0.x layout, strict errors, unreadable files.
 
 Small models keep the files a few MB; one test writes the full model (about 190 MB) once.
 """
@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision import models
 
 from minternet.checkpoint import save_model
 from minternet.convert import (
     CheckpointMismatchError,
     load_mmpose_checkpoint,
-    load_original_snapshot,
-    load_torchvision_backbone,
 )
 from minternet.model import SMALL_CONFIG as SMALL
 from minternet.model import InterNet
@@ -135,50 +132,3 @@ def test_save_model_leaves_the_previous_file_whole(
     with pytest.raises(OSError, match="No space"):
         save_model(InterNet(SMALL), path)
     assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["model.pth"]
-
-
-def test_torchvision_backbone_loads(small: InterNet) -> None:
-    torch.manual_seed(5)
-    resnet = models.resnet18(weights=None)
-    state = resnet.state_dict()
-    del state["bn1.num_batches_tracked"]  # older torchvision files lack these
-    load_torchvision_backbone(small, state)
-    assert torch.equal(small.state_dict()["backbone.conv1.weight"], resnet.conv1.weight)
-    assert small.backbone.pretrained_loaded
-
-
-def test_torchvision_backbone_from_file_rejects_wrong_depth(
-    small: InterNet, tmp_path: Path
-) -> None:
-    path = tmp_path / "r34.pth"
-    torch.save(models.resnet34(weights=None).state_dict(), path)
-    with pytest.raises(KeyError, match="unexpected"):
-        load_torchvision_backbone(small, path)
-
-
-def test_original_snapshot_prefixes(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = InterNet().eval()
-    renames = {
-        "backbone.": "module.backbone_net.resnet.",
-        "head.right_hand_head.deconv_layers.": "module.pose_net.joint_deconv_1.",
-        "head.right_hand_head.final_layer.": "module.pose_net.joint_conv_1.0.",
-        "head.left_hand_head.deconv_layers.": "module.pose_net.joint_deconv_2.",
-        "head.left_hand_head.final_layer.": "module.pose_net.joint_conv_2.0.",
-        "head.root_head.fc.": "module.pose_net.root_fc.",
-        "head.hand_type_head.fc.": "module.pose_net.hand_fc.",
-    }
-    network = {}
-    for key, value in model.state_dict().items():
-        prefix = next(p for p in renames if key.startswith(p))
-        network[renames[prefix] + key[len(prefix) :]] = value
-    network["module.backbone_net.resnet.fc.weight"] = torch.zeros(1000, 2048)
-    path = tmp_path / "snapshot_19.pth.tar"
-    torch.save({"epoch": 19, "network": network}, path)
-    loaded = load_original_snapshot(path)
-    _assert_same_state(model, loaded)
-
-    network["module.pose_net.unknown.weight"] = torch.zeros(1)
-    torch.save({"network": network}, path)
-    with pytest.raises(CheckpointMismatchError, match=r"unexpected \[pose_net.unknown.weight\]"):
-        load_original_snapshot(path)

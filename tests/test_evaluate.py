@@ -21,7 +21,7 @@ from minternet.evaluate import (
     TABLE_COLUMNS,
     Report,
     average_pose_predictions,
-    evaluate_checkpoint,
+    evaluate,
     evaluate_model,
     ground_truth,
     oracle_predictions,
@@ -168,8 +168,8 @@ def test_evaluate_checkpoint_matches_the_model_it_saved(samples_dir: Path, tmp_p
     save_model(model, tmp_path / "small.pth")
     dataset = InterHandDataset(samples_dir, train=False, input_size=128)
     expected = evaluate_model(model, dataset)
-    got = evaluate_checkpoint(tmp_path / "small.pth", samples_dir, device="cpu")
-    assert got == pytest.approx(expected, rel=1e-5)
+    got = evaluate(samples_dir, checkpoint=tmp_path / "small.pth", device="cpu")
+    assert got.input_size == 128 and got.metrics == pytest.approx(expected, rel=1e-5)
 
 
 def test_skipped_images_count_nowhere(

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import CAMERA_JSON, DATA_JSON, JOINT_JSON, load_json, write_json
+from conftest import CAMERA_JSON, DATA_JSON, JOINT_JSON, MMPOSE_DERIVED, load_json, write_json
 
 from minternet import Camera, InterHandDataset, interhand, json_records
 from minternet.index_cache import read_cache, write_cache
@@ -23,15 +23,6 @@ from minternet.interhand import (
 )
 from minternet.synth.plan import SynthSpec
 from minternet.synth.write import write_dataset
-
-# Values derived by mmpose's InterHand3DDataset for the four real frames, from the samples
-# README (ann id: abs_depth [A_R, A_L], rel_root_depth, rel_root_valid, bbox centre, side).
-MMPOSE_DERIVED = {
-    326750: ([1111.0215, 1168.8142], 57.7927, 1, (126.0973, 236.2866), 231.3223),
-    286291: ([1119.1948, 1079.6545], -39.5403, 1, (198.0191, 167.1706), 218.7573),
-    680801: ([657.7856, 1071.4779], 413.6923, 0, (124.1042, 175.8060), 228.6990),
-    471953: ([1159.8293, 71.3281], -1088.5012, 0, (199.7786, 120.2126), 230.6694),
-}
 
 
 @pytest.fixture

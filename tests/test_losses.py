@@ -37,9 +37,11 @@ def random_keypoints(codec: HeatmapCodec, batch: int, seed: int) -> tuple[np.nda
 
 
 def dense_targets(codec: HeatmapCodec, keypoints: np.ndarray, valid: np.ndarray):
-    pairs = [codec.encode(k, v) for k, v in zip(keypoints, valid, strict=True)]
-    return (torch.from_numpy(np.stack([t for t, _ in pairs])),
-            torch.from_numpy(np.stack([w for _, w in pairs])))
+    target, weights = codec.encode(keypoints, valid)
+    # The batch is the stack of its samples' targets.
+    first, first_weights = codec.encode(keypoints[0], valid[0])
+    assert np.array_equal(target[0], first) and np.array_equal(weights[0], first_weights)
+    return torch.from_numpy(target), torch.from_numpy(weights)
 
 
 def assert_same_loss_and_gradient(codec: HeatmapCodec, batch: int, seed: int) -> None:

@@ -1,14 +1,13 @@
 """InterNet: parameter counts, state-dict layout against mmpose's, shapes, init, head plumbing.
 
 Reference numbers are literals from the reference document (section 5.2) and the key list is
-mmpose 1.3.2's, dumped to ``shared/docs/mmpose_internet_state_dict.json``; none comes from our
-code. No test downloads weights (``pretrained=False`` throughout).
+mmpose 1.3.2's, dumped from mmpose into ``data/mmpose_internet_state_dict.txt``; none comes
+from our code. No test downloads weights (``pretrained=False`` throughout).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from minternet.codec import HeatmapCodec
 from minternet.model import SMALL_CONFIG as SMALL
 from minternet.model import InterNet, InterNetConfig, InterNetOutput, parameter_counts
 
-MMPOSE_KEYS = Path(__file__).resolve().parents[2] / "shared/docs/mmpose_internet_state_dict.json"
+MMPOSE_KEYS = Path(__file__).resolve().parent / "data" / "mmpose_internet_state_dict.txt"
 REFERENCE_COUNTS = {
     "backbone": 23_508_032,
     "right_hand_head": 10_832_704,
@@ -47,15 +46,18 @@ def test_parameter_counts_match_reference(full: InterNet) -> None:
 
 
 def test_state_dict_is_mmpose_layout(full: InterNet) -> None:
-    entries = json.loads(MMPOSE_KEYS.read_text())["entries"]
+    lines = MMPOSE_KEYS.read_text().splitlines()
+    entries = [line.split() for line in lines if not line.startswith("#")]
+    assert len(entries) == 366
     state = full.state_dict()
-    assert list(state) == [e["name"] for e in entries]  # names and order
-    for e in entries:
-        tensor = state[e["name"]]
-        assert list(tensor.shape) == e["shape"], e["name"]
-        assert str(tensor.dtype).removeprefix("torch.") == e["dtype"], e["name"]
+    assert list(state) == [name for name, *_ in entries]  # names and order
+    for name, shape, dtype, _ in entries:
+        tensor = state[name]
+        expected = [] if shape == "-" else [int(n) for n in shape.split(",")]
+        assert list(tensor.shape) == expected, name
+        assert str(tensor.dtype).removeprefix("torch.") == dtype, name
     params = {name for name, _ in full.named_parameters()}
-    assert params == {e["name"] for e in entries if e["kind"] == "parameter"}
+    assert params == {name for name, *_, kind in entries if kind == "parameter"}
 
 
 def test_full_output_shapes(full: InterNet) -> None:

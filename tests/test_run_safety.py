@@ -2,7 +2,7 @@
 a failing validation, settings ignored on resume, duplicate epochs, unreadable files as
 tracebacks, loose arguments, temporaries left behind.
 
-Runs use ``test_train``'s synthetic tree and its ResNet-18 at 64 x 64.
+Runs use conftest's synthetic tree and its ResNet-18 at 64 x 64.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import test_train
 import torch
-from test_train import SMALL, options
+from conftest import SMALL_RUN as SMALL
+from conftest import options
 
 from minternet import backbone as backbone_module
 from minternet import train as train_module
@@ -26,7 +26,6 @@ from minternet.model import SMALL_CONFIG, InterNet
 from minternet.train import train
 
 ONE_EPOCH = {**SMALL, "epochs": "1", "batch_size": "8"}
-tree = test_train.tree  # the same synthetic tree fixture
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minternet import InterHandDataset
-from minternet.skeleton import BONES, hand_slice
+from minternet.skeleton import BONES, HAND_OF_JOINT
 from minternet.synth.hand import (
     BONE_LENGTHS,
     LIMITS,
@@ -46,8 +46,9 @@ def real_hands(samples_dir: Path) -> list[tuple[str, str, np.ndarray]]:
     rows = zip(index["seq_name"], index["joint_world"], index["joint_valid"], strict=True)
     for seq, joints, valid in rows:
         for hand, side in enumerate(("right", "left")):
-            if valid[hand_slice(hand)].all():
-                hands.append((seq.decode(), side, joints[hand_slice(hand)].astype(np.float64)))
+            joint = np.asarray(HAND_OF_JOINT) == hand
+            if valid[joint].all():
+                hands.append((seq.decode(), side, joints[joint].astype(np.float64)))
     return hands
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_tool
+from conftest import SMALL_RUN as SMALL
+from conftest import load_tool, options
 
 from minternet import checkpoint
 from minternet import train as train_module
@@ -26,36 +27,11 @@ from minternet.checkpoint import atomic_save, load_training_checkpoint
 from minternet.config import TINY, TrainConfig
 from minternet.distributed import ShardedSampler, setup
 from minternet.model import InterNet
-from minternet.synth.plan import SynthSpec
-from minternet.synth.write import write_dataset
 from minternet.train import LOSS_NAMES, NonFiniteLossError, Trainer, train
-
-# ResNet-18, 4 x 4 heatmaps after one deconvolution: a 64 x 64 input.
-SMALL = {
-    "heatmap_size": "4",
-    "deconv_layers": "1",
-    "deconv_channels": "16",
-    "depth_bins": "8",
-    "root_bins": "8",
-    "workers": "0",
-    "val_at_start": "false",
-}
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tree")
-    spec = SynthSpec(images={"train": 24, "val": 8}, captures=1, sequences=4, frames=4)
-    write_dataset(spec, root, workers=1, progress=False)
-    return root
 
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "minternet", "train", "--quiet", *args]
-
-
-def options(overrides: dict[str, str]) -> list[str]:
-    return [item for k, v in overrides.items() for item in (f"--{k.replace('_', '-')}", v)]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

@@ -7,20 +7,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import MMPOSE_DERIVED
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_interhand import MMPOSE_DERIVED
 
 from minternet import InterHandDataset
+from minternet.augment import MMPOSE, ORIGINAL, AugParams, sample_augmentation
 from minternet.skeleton import FLIP_INDEX, HAND_OF_JOINT
 from minternet.synth.plan import SynthSpec, capture_rig, plan_split, render_view
 from minternet.synth.render import joint_visible
 from minternet.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    MMPOSE,
-    ORIGINAL,
-    AugParams,
     apply_affine,
     bbox_to_centre_scale,
     compose_affine,
@@ -29,7 +27,6 @@ from minternet.transforms import (
     make_sample,
     mirror_matrix,
     normalize,
-    sample_augmentation,
     sample_matrix,
     warp_image,
 )
