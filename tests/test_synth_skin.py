@@ -180,6 +180,10 @@ def test_studio_lights_come_from_the_camera_side_and_the_sensor_blurs_and_adds_n
     assert np.array_equal(studio.sensor(flat, np.random.default_rng(0), 0.0, 0.0), flat)
     noisy = studio.sensor(flat, np.random.default_rng(0), 0.8, 2.0).astype(float)
     assert 1.7 < noisy.std() < 2.3 and abs(noisy.mean() - 100) < 0.2
+    boxed = studio.sensor(flat, np.random.default_rng(0), 0.0, 2.0, (slice(10, 30), slice(5, 50)))
+    changed = np.argwhere((boxed != flat).any(-1))
+    assert len(changed) > 500 and changed.min(0).tolist() >= [10, 5]
+    assert changed.max(0).tolist() <= [29, 49]
     edge = np.zeros((40, 40, 3), np.uint8)
     edge[:, 20:] = 200
     soft = studio.sensor(edge, np.random.default_rng(0), 1.0, 0.0)

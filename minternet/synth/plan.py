@@ -192,7 +192,7 @@ def plan_split(spec: SynthSpec, split: str) -> Iterator[PlannedSequence]:
             next_frame[capture] += spec.frames
 
 
-@functools.lru_cache(maxsize=48)
+@functools.lru_cache(maxsize=128)
 def camera_studio(
     studio_seed: int, cam: int, size: tuple[int, int]
 ) -> tuple[np.ndarray, render.Lighting, float, float]:
@@ -255,7 +255,11 @@ def render_view(
         surface=surface,
     )
     pose_key = zlib.crc32(motion.joint_world[frame].tobytes())
-    image = studio.sensor(
-        drawn.image, np.random.default_rng([rig.studio_seed, cam, pose_key]), blur, noise
-    )
+    rows, cols = np.nonzero(drawn.owner)
+    region = None
+    if len(rows):  # the hands' box, with a margin for the blur
+        region = (slice(max(rows.min() - 3, 0), rows.max() + 4),
+                  slice(max(cols.min() - 3, 0), cols.max() + 4))  # fmt: skip
+    rng = np.random.default_rng([rig.studio_seed, cam, pose_key])
+    image = studio.sensor(drawn.image, rng, blur, noise, region)
     return render.Render(image, drawn.owner, drawn.depth)

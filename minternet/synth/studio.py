@@ -27,12 +27,23 @@ def lighting(rng: np.random.Generator) -> Lighting:
     )
 
 
-def sensor(image: np.ndarray, rng: np.random.Generator, blur: float, noise: float) -> np.ndarray:
+def sensor(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    blur: float,
+    noise: float,
+    region: tuple[slice, slice] | None = None,
+) -> np.ndarray:
     """(H, W, 3) uint8 -> the same after a Gaussian blur of ``blur`` px (focus, motion,
-    demosaicing; 0: none) and read-out noise of standard deviation ``noise`` grey levels."""
-    out = cv2.GaussianBlur(image, (0, 0), blur) if blur > 0 else image
-    grain = rng.standard_normal(image.shape[:2], dtype=np.float32) * np.float32(noise)
-    return np.clip(np.rint(out + grain[..., None]), 0, 255).astype(np.uint8)
+    demosaicing; 0: none) and read-out noise of standard deviation ``noise`` grey levels,
+    added inside ``region`` (rows, columns; None: everywhere). The backdrop carries its own
+    noise, so a frame only needs fresh noise where its hands are."""
+    out = cv2.GaussianBlur(image, (0, 0), blur) if blur > 0 else image.copy()
+    rows, cols = region if region is not None else (slice(None), slice(None))
+    patch = out[rows, cols]
+    grain = rng.standard_normal(patch.shape[:2], dtype=np.float32) * np.float32(noise)
+    out[rows, cols] = np.clip(np.rint(patch + grain[..., None]), 0, 255).astype(np.uint8)
+    return out
 
 
 def _smooth_field(rng: np.random.Generator, size: tuple[int, int], cells: int) -> np.ndarray:
