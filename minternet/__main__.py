@@ -16,80 +16,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-
-def _integer(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    """An argparse type: a positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
-def _folder(text: str) -> str:
-    """An argparse type: a folder that exists or can be created (nothing on its way is a file)."""
-    path = Path(text).expanduser()
-    for place in (path, *path.parents):
-        if place.exists():
-            if not place.is_dir():
-                where = "is" if place == path else f"is under {place}, which is"
-                raise argparse.ArgumentTypeError(f"{text} {where} a file, not a folder")
-            break
-    return text
-
-
-def _output_file(text: str) -> str:
-    """An argparse type: a file that can be written (not a folder, not under a file)."""
-    if Path(text).expanduser().is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
-    _folder(str(Path(text).expanduser().parent))
-    return text
-
-
-def _device(text: str) -> str:
-    """An argparse type: a torch device that this machine has (cpu, cuda[:N], mps)."""
-    import torch
-
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device (e.g. cpu, cuda:0)") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        if (device.index or 0) >= count:
-            raise argparse.ArgumentTypeError(
-                f"{text}: this machine has {count} CUDA device(s); use cpu or another index"
-            )
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise argparse.ArgumentTypeError(f"{text}: MPS is not available on this machine")
-    elif device.type != "cpu":
-        raise argparse.ArgumentTypeError(f"{text}: only cpu, cuda[:N] and mps are supported")
-    return text
+from minternet.cli_types import device, folder, integer, numbers, output_file, seconds
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -103,9 +36,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         "images/{split}/... and annotations/{split}/InterHand2.6M_{split}_*.json.",
     )
     p.add_argument(
-        "--out", required=True, type=_folder, help="dataset root to write (created if missing)"
+        "--out", required=True, type=folder, help="dataset root to write (created if missing)"
     )
-    p.add_argument("--seed", type=_integer(0), default=defaults.seed, help="same seed, same bytes")
+    p.add_argument("--seed", type=integer(0), default=defaults.seed, help="same seed, same bytes")
     for split, count in defaults.images.items():
         p.add_argument(
             f"--{split}",
@@ -164,7 +97,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     counts = write_dataset(spec, args.out, workers=args.workers, progress=not args.quiet)
-    seconds = time.perf_counter() - start
+    elapsed = time.perf_counter() - start
     total = sum(sum(c.values()) for c in counts.values())
     print(
         json.dumps(
@@ -172,8 +105,8 @@ def _run_synth(args: argparse.Namespace) -> int:
                 "out": str(args.out),
                 "spec": dataclasses.asdict(spec),
                 "images": counts,
-                "seconds": round(seconds, 1),
-                "images_per_second": round(total / seconds, 1),
+                "seconds": round(elapsed, 1),
+                "images_per_second": round(total / elapsed, 1),
             },
             indent=1,
         )
@@ -193,11 +126,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", choices=sorted(CONFIGS), default="tiny", help="base settings")
     p.add_argument("--data", required=True, help="dataset root (v1.0 layout)")
     p.add_argument(
-        "--out", required=True, type=_folder, help="run folder (checkpoints, metrics.jsonl)"
+        "--out", required=True, type=folder, help="run folder (checkpoints, metrics.jsonl)"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pth")
     p.add_argument(
-        "--device", type=_device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
+        "--device", type=device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for name, default in TrainConfig().settings().items():
@@ -264,14 +197,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json",
         metavar="OUT.json",
-        type=_output_file,
+        type=output_file,
         help="also write the metrics and run details",
     )
-    p.add_argument("--batch-size", type=_integer(1), default=32)
+    p.add_argument("--batch-size", type=integer(1), default=32)
     p.add_argument(
-        "--device", type=_device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
+        "--device", type=device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
     )
-    p.add_argument("--workers", type=_integer(0), default=0, help="DataLoader worker processes")
+    p.add_argument("--workers", type=integer(0), default=0, help="DataLoader worker processes")
     p.add_argument(
         "--missing-images",
         choices=("raise", "drop"),
@@ -294,7 +227,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from minternet.evaluate import evaluate, results_table
+    from minternet.results import evaluate, results_table
 
     report = evaluate(
         args.data,
@@ -321,26 +254,6 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _numbers(
-    count: int, names: str, positive: bool = False
-) -> Callable[[str], tuple[float, ...]]:
-    """An argparse type: ``count`` comma-separated finite numbers, named ``names``."""
-
-    def parse(text: str) -> tuple[float, ...]:
-        try:
-            values = tuple(float(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != count or not all(map(math.isfinite, values)) or (
-            positive and min(values) <= 0
-        ):
-            kind = "positive numbers" if positive else "numbers"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {count} {kind} {names}")
-        return values
-
-    return parse
-
-
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from minternet.hub import CHECKPOINTS
 
@@ -360,21 +273,21 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bbox",
         action="append",
-        type=_numbers(4, "x,y,w,h"),
+        type=numbers(4, "x,y,w,h"),
         metavar="X,Y,W,H",
         help="px box enclosing both hands; once for all images or once per image "
         "(default: the whole image, with a warning)",
     )
-    p.add_argument("--focal", type=_numbers(2, "fx,fy", positive=True), metavar="FX,FY",
+    p.add_argument("--focal", type=numbers(2, "fx,fy", positive=True), metavar="FX,FY",
                    help="focal length, px (default: 1.2 x the longer image side)")
-    p.add_argument("--princpt", type=_numbers(2, "cx,cy"), metavar="CX,CY",
+    p.add_argument("--princpt", type=numbers(2, "cx,cy"), metavar="CX,CY",
                    help="principal point, px (default: the image centre)")
-    p.add_argument("--root-depth", type=_numbers(1, "(mm)", positive=True), metavar="MM",
+    p.add_argument("--root-depth", type=numbers(1, "(mm)", positive=True), metavar="MM",
                    help="camera depth of the right wrist, mm (default 1000)")
     p.add_argument("--flip-test", action="store_true",
                    help="average with the outputs of the mirrored crop")
-    p.add_argument("--out", type=_folder, default="predictions", help="folder for the outputs")
-    p.add_argument("--device", type=_device, default=None,
+    p.add_argument("--out", type=folder, default="predictions", help="folder for the outputs")
+    p.add_argument("--device", type=device, default=None,
                    help="e.g. cpu or cuda:0 (default: CUDA if any)")
     p.set_defaults(run=_run_predict)
 
@@ -422,7 +335,7 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
         "images/ and annotations/, and verify the tree.",
     )
     p.add_argument(
-        "--out", required=True, type=_folder, help="dataset root to fill (created if missing)"
+        "--out", required=True, type=folder, help="dataset root to fill (created if missing)"
     )
     p.add_argument(
         "--parts",
@@ -440,17 +353,17 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--archives",
-        type=_folder,
+        type=folder,
         help="download folder (default: interhand2.6m_v1.0_5fps in the cache)",
     )
     p.add_argument("--keep-archives", action="store_true", help="keep archives after unpacking")
     p.add_argument("--splits", default="train,val,test", help="splits to verify")
     p.add_argument(
-        "--retries", type=_integer(0), default=5, help="resumed retries of a failed transfer"
+        "--retries", type=integer(0), default=5, help="resumed retries of a failed transfer"
     )
     p.add_argument(
         "--deadline",
-        type=_seconds,
+        type=seconds,
         default=DEADLINE,
         metavar="SECONDS",
         help=f"time allowed for all transfers, however slow (default {DEADLINE:.0f}); a rerun "

@@ -11,18 +11,21 @@ import copy
 import logging
 import mmap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import torch
 
-from minternet.augment import MMPOSE, Augmentation, AugParams, sample_augmentation
+from minternet.augment import MMPOSE, ORIGINAL, Augmentation, AugParams, sample_augmentation
 from minternet.camera import Camera
 from minternet.image_header import image_size, is_complete
 from minternet.interhand import find_annotation_files, load_index
 from minternet.json_records import InterHandFormatError
 from minternet.transforms import INPUT_SIZE, make_sample
+
+if TYPE_CHECKING:  # a run's settings name the sets; the dataset never builds a model
+    from minternet.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -253,3 +256,34 @@ class InterHandDataset(torch.utils.data.Dataset):
         sample["index"] = np.int64(i)
         sample["sample_valid"] = np.float32(raw["sample_valid"])
         return sample
+
+
+def open_run_datasets(
+    config: TrainConfig, data: Path | str, size: int, is_main: bool = True
+) -> tuple[InterHandDataset, InterHandDataset | None]:
+    """The training crops and (``is_main``: the process that validates) the validation
+    crops a run's ``config`` names in ``data``: bad images skipped and counted, missing ones
+    as ``config.missing_images`` says; the validation set None when there is none, or
+    ``config.val_samples`` evenly spaced samples of it."""
+    aug = {"mmpose": MMPOSE, "original": ORIGINAL, "none": MMPOSE}[config.augmentation]
+    train_set = InterHandDataset(
+        data,
+        config.train_split,
+        train=config.augmentation != "none",
+        input_size=size,
+        augmentation=aug,
+        seed=config.seed,
+        on_bad_image="skip",
+    ).check_images(config.missing_images)
+    val_set = None
+    if config.val_split and is_main:
+        val_set = InterHandDataset(
+            data, config.val_split, train=False, input_size=size, on_bad_image="skip"
+        ).check_images(config.missing_images)
+        if not len(val_set):  # e.g. none of its images were downloaded
+            log.warning("%s: no %s sample has its image; no validation", data, config.val_split)
+            val_set = None
+        elif 0 < config.val_samples < len(val_set):
+            rows = torch.linspace(0, len(val_set) - 1, config.val_samples).round()
+            val_set = val_set.select(rows.long().numpy())
+    return train_set, val_set

@@ -4,32 +4,24 @@ The test path is mmpose's: GT boxes, no augmentation or flip test, one hard argm
 (:meth:`~minternet.codec.HeatmapCodec.decode`), the crop's inverse affine back to the
 original image, and :func:`~minternet.metrics.interhand_metrics` with GT wrist depths. The
 "oracle" replaces the network by each crop's own perfect target: what is left is the error
-the heatmap grid alone costs.
+the heatmap grid alone costs. Reports and the results table are :mod:`minternet.results`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
-from minternet import hub
 from minternet.codec import HeatmapCodec
 from minternet.dataset import InterHandDataset
 from minternet.loader import make_loader
-from minternet.metrics import METRIC_KEYS, Protocol, interhand_metrics, json_metrics
+from minternet.metrics import Protocol, interhand_metrics
 from minternet.model import InterNet
 from minternet.transforms import apply_affine, inverse_crop_matrix, normalize
 
 Predictions = dict[str, np.ndarray]
-TABLE_COLUMNS = ("Set", "Arch", "Input Size", *(key.replace("_", "-") for key in METRIC_KEYS))
-"""Set, Arch, Input Size, MPJPE-single, MPJPE-interacting, MPJPE-all, MRRPE, APh."""
 _ORACLE_BATCH = 32  # crops read per step
 
 
@@ -247,112 +239,3 @@ def evaluate_model(
         model, dataset, batch_size=batch_size, device=device, num_workers=num_workers
     )
     return score_predictions(predictions, dataset, protocol=protocol)
-
-
-def open_split(
-    root: str | os.PathLike[str],
-    split: str | None,
-    input_size: int,
-    missing_images: str = "raise",
-    bad_images: str = "raise",
-) -> tuple[InterHandDataset, str | None]:
-    """Test crops of ``input_size`` px from a v1.0 tree (``split``, default "test") or a flat
-    folder (no split); returns the dataset and the split used. ``missing_images`` as in
-    :meth:`~minternet.dataset.InterHandDataset.check_images`; ``bad_images`` is the dataset's
-    ``on_bad_image`` ("skip": an undecodable image is skipped, counted, and scored nowhere).
-    """
-    root = Path(root)
-    tree = (root / "annotations").is_dir()
-    if split is not None and root.is_dir() and not tree:
-        raise ValueError(f"{root}: a flat folder has no splits, so split={split!r} means nothing")
-    if split is None and tree:
-        split = "test"
-    dataset = InterHandDataset(
-        root, split, train=False, input_size=input_size, on_bad_image=bad_images
-    )
-    return dataset.check_images(missing_images), split
-
-
-def arch_name(model: InterNet) -> str:
-    """A short description of the architecture for result tables."""
-    config = model.config
-    grid = f"{config.depth_bins}x{config.heatmap_size}x{config.heatmap_size}"
-    return f"InterNet ResNet-{config.backbone_depth} ({grid})"
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-    """One evaluation: what ran on what, and the metrics (mm and a fraction)."""
-
-    set: str
-    arch: str
-    input_size: int
-    split: str | None
-    samples: int
-    checkpoint: str | None
-    protocol: str
-    metrics: dict[str, float]
-    skipped_images: int = 0
-    """Undecodable images skipped (``bad_images="skip"``), counted in no metric."""
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain values, with a NaN metric as None (JSON has no NaN)."""
-        return {**dataclasses.asdict(self), "metrics": json_metrics(self.metrics)}
-
-
-def evaluate(
-    root: str | os.PathLike[str],
-    split: str | None = None,
-    *,
-    checkpoint: str | os.PathLike[str] | None = None,
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    num_workers: int = 0,
-    protocol: Protocol = "mmpose",
-    missing_images: str = "raise",
-    bad_images: str = "raise",
-) -> Report:
-    """Score ``checkpoint`` (or, when None, the oracle of mmpose's default codec) on the
-    split of ``root`` that :func:`open_split` opens (``missing_images`` and ``bad_images``
-    are passed to it).
-    """
-    if checkpoint is None:
-        codec = HeatmapCodec()
-        dataset, split = open_split(root, split, codec.input_size, missing_images, bad_images)
-        predictions, arch = oracle_predictions(dataset, codec), "oracle"
-    else:
-        model = hub.load_model(checkpoint, device)
-        if next(model.parameters()).is_cuda:  # predict() runs in bf16 with channels_last there
-            model.to(memory_format=torch.channels_last)
-        dataset, split = open_split(root, split, model.input_size, missing_images, bad_images)
-        predictions = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
-        codec, arch = HeatmapCodec.for_model(model.config), arch_name(model)
-    name = Path(root).resolve().name
-    return Report(
-        set=f"{name}/{split}" if split else name,
-        arch=arch,
-        input_size=codec.input_size,
-        split=split,
-        samples=len(dataset),
-        checkpoint=None if checkpoint is None else os.fspath(checkpoint),
-        protocol=protocol,
-        metrics=score_predictions(predictions, dataset, protocol=protocol),
-        skipped_images=dataset.skipped,
-    )
-
-
-def results_table(rows: Iterable[Report]) -> str:
-    """A Markdown table of :data:`TABLE_COLUMNS`, one row per report: MPJPE and MRRPE in mm
-    and APh as a fraction, 2 decimals; "n/a" for a NaN.
-    """
-    lines = [
-        "| " + " | ".join(TABLE_COLUMNS) + " |",
-        "|" + "---|" * 3 + "---:|" * len(METRIC_KEYS),
-    ]
-    for row in rows:
-        values = [
-            "n/a" if math.isnan(row.metrics[k]) else f"{row.metrics[k]:.2f}" for k in METRIC_KEYS
-        ]
-        cells = [row.set, row.arch, f"{row.input_size}x{row.input_size}", *values]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -11,14 +11,10 @@ needs to continue exactly.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import json
 import logging
 import math
-import os
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +23,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from minternet import distributed as dist
-from minternet.augment import MMPOSE, ORIGINAL
 from minternet.checkpoint import (
     load_training_checkpoint,
     remove_stale_temporaries,
@@ -37,82 +32,30 @@ from minternet.checkpoint import (
 from minternet.codec import HeatmapCodec
 from minternet.config import TrainConfig
 from minternet.convert import load_strict
-from minternet.dataset import InterHandDataset
+from minternet.dataset import open_run_datasets
+from minternet.engine import amp_dtype, apply_schedule, compile_works, device_batches
 from minternet.evaluate import evaluate_model
 from minternet.loader import make_loader
 from minternet.losses import internet_loss
 from minternet.metrics import json_metrics
 from minternet.model import InterNet
+from minternet.run_folder import (
+    append_record,
+    changed_settings,
+    check_run_folder,
+    trim_history,
+)
 from minternet.transforms import normalize
-from minternet.viz import plot_history
 
 log = logging.getLogger(__name__)
 
 LOSS_NAMES = ("loss", "loss_kpt", "loss_rel_root", "loss_hand_type")
-RUN_FILES = ("last.pth", "best.pth", "config.json", "metrics.jsonl", "metrics.png")
-"""What a run writes: a folder holding any of them is refused unless resumed."""
 SCHEDULE = ("lr", "milestones", "gamma")
 """Settings a resumed run applies to the optimiser and scheduler it loads."""
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the step was not applied."""
-
-
-def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype ``amp`` asks for on ``device``; None means float32."""
-    if setting == "off" or (setting == "auto" and device.type != "cuda"):
-        return None
-    if setting == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if setting == "bf16" else torch.float16
-
-
-def compile_works(device: torch.device) -> bool:
-    """Whether ``torch.compile`` (Inductor) builds and runs a small forward and backward on
-    ``device``; a missing compiler toolchain is then found before the run, not in it."""
-    try:
-        probe = torch.compile(lambda x: (x * x).sum(dim=1), dynamic=False)
-        x = torch.ones(4, 8, device=device, requires_grad=True)
-        probe(x).sum().backward()
-        return bool(torch.equal(x.grad, torch.full_like(x, 2.0)))
-    except Exception as err:  # any failure of the compiler stack means: run eagerly
-        log.warning("torch.compile does not work on %s (%s); training runs eagerly", device, err)
-        return False
-
-
-def device_batches(
-    batches: Iterable[dict[str, torch.Tensor]], device: torch.device
-) -> Iterator[dict[str, torch.Tensor]]:
-    """``batches`` on ``device``, each copy started one batch ahead: on CUDA the copy from
-    the loader's pinned memory runs on a side stream while the previous step computes."""
-    if device.type != "cuda":
-        yield from ({k: v.to(device) for k, v in batch.items()} for batch in batches)
-        return
-    copies = torch.cuda.Stream(device)
-
-    def start(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.cuda.Event]:
-        with torch.cuda.stream(copies):
-            moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            done = torch.cuda.Event()
-            done.record(copies)
-        return moved, done
-
-    def ready(moved: dict[str, torch.Tensor], done: torch.cuda.Event) -> dict[str, torch.Tensor]:
-        compute = torch.cuda.current_stream(device)
-        compute.wait_event(done)  # this batch's copy only, not the next one's
-        for tensor in moved.values():  # the allocator must not reuse it before compute is done
-            tensor.record_stream(compute)
-        return moved
-
-    pending = None
-    for batch in batches:
-        started = start(batch)
-        if pending is not None:
-            yield ready(*pending)
-        pending = started
-    if pending is not None:
-        yield ready(*pending)
 
 
 def train(
@@ -131,8 +74,8 @@ def train(
     too), trimming ``metrics.jsonl`` to its epoch; ``lr``, ``milestones`` and ``gamma`` that
     differ from the checkpoint's are applied to its schedule and recorded (``resumed_with``
     in the next epoch's record); the model's settings cannot change. A folder holding any
-    of :data:`RUN_FILES` is refused without ``resume``, and with it unless ``last.pth`` is
-    there: a run is never overwritten. ``device`` None: CUDA when available.
+    of :data:`~minternet.run_folder.RUN_FILES` is refused without ``resume``, and with it
+    unless ``last.pth`` is there: a run is never overwritten. ``device`` None: CUDA when available.
 
     Raises:
         NonFiniteLossError: the loss became NaN or inf; ``last.pth`` is the last good state.
@@ -153,18 +96,7 @@ class Trainer:
     ) -> None:
         self.ctx, self.config, self.out = ctx, config, out
         self.last, self.best = out / "last.pth", out / "best.pth"
-        present = [name for name in RUN_FILES if (out / name).exists()]
-        if present and not resume:
-            raise FileExistsError(
-                f"{out} already holds a run ({', '.join(present)}): resume it (--resume) or "
-                "use another folder"
-            )
-        if present and not self.last.exists():
-            raise FileNotFoundError(
-                f"{out} holds {', '.join(present)} but no last.pth to resume from: move them "
-                "away, or use another folder, to start a new run"
-            )
-        resuming = self.last.exists()
+        resuming = check_run_folder(out, resume)
         torch.manual_seed(config.seed)
         # A resumed run's weights come from last.pth: no need to fetch ImageNet's.
         self.model = InterNet(
@@ -179,27 +111,7 @@ class Trainer:
             )
         self.codec = HeatmapCodec.for_model(config.model)
         size = self.model.input_size
-        aug = {"mmpose": MMPOSE, "original": ORIGINAL, "none": MMPOSE}[config.augmentation]
-        self.train_set = InterHandDataset(
-            data,
-            config.train_split,
-            train=config.augmentation != "none",
-            input_size=size,
-            augmentation=aug,
-            seed=config.seed,
-            on_bad_image="skip",
-        ).check_images(config.missing_images)
-        self.val_set = None
-        if config.val_split and ctx.is_main:
-            self.val_set = InterHandDataset(
-                data, config.val_split, train=False, input_size=size, on_bad_image="skip"
-            ).check_images(config.missing_images)
-            if not len(self.val_set):  # e.g. none of its images were downloaded
-                log.warning("%s: no %s sample has its image; no validation", data, config.val_split)
-                self.val_set = None
-            elif 0 < config.val_samples < len(self.val_set):
-                rows = torch.linspace(0, len(self.val_set) - 1, config.val_samples).round()
-                self.val_set = self.val_set.select(rows.long().numpy())
+        self.train_set, self.val_set = open_run_datasets(config, data, size, ctx.is_main)
         self.sampler = dist.ShardedSampler(
             len(self.train_set), rank=ctx.rank, world_size=ctx.world_size, seed=config.seed
         )
@@ -257,7 +169,8 @@ class Trainer:
         ckpt = load_training_checkpoint(self.last)
         try:
             saved = ckpt["meta"]["train"]
-            changed = self._changed_settings(saved["config"], saved["position"]["step"])
+            step = saved["position"]["step"]
+            changed = changed_settings(saved["config"], self.config, step, self.last)
             load_strict(self.model, ckpt["state_dict"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -275,11 +188,11 @@ class Trainer:
                 f"resume it with as many, not {self.ctx.world_size}"
             )
         if changed.keys() & set(SCHEDULE):
-            self._apply_schedule()
+            apply_schedule(self.config, self.optimizer, self.scheduler)
         self.resumed_with = changed
         if self.ctx.is_main:  # rank 0 carries the epoch's sums so far, the others restart at 0
             self.sums += sums
-            self.history = self._trim_history()
+            self.history = trim_history(self.out, self.pos["epoch"])
             if self.pending and any(h["epoch"] == self.pending["epoch"] for h in self.history):
                 self.pending = None  # recorded before the kill
             trained = [h.get("val", {}).get("MPJPE_all") for h in self.history if "train" in h]
@@ -287,56 +200,6 @@ class Trainer:
             self.pos["best"] = min(scores) if scores else None  # as best.pth was chosen
             if changed:
                 self.config.save(self.out / "config.json")
-
-    def _changed_settings(self, saved: dict[str, Any], step: int) -> dict[str, Any]:
-        """{setting: {"from": saved, "to": now}} for what this run's config changes; raises
-        for what a resumed run cannot change (the model; the batch size mid-epoch)."""
-        old = TrainConfig.from_dict(saved, os.fspath(self.last)).settings()
-        now = self.config.settings()
-        changed = {k: {"from": old[k], "to": v} for k, v in now.items() if old[k] != v}
-        model = {f.name for f in dataclasses.fields(self.config.model)}
-        fixed = [k for k in changed if k in model or (k == "batch_size" and step)]
-        if fixed:
-            k = fixed[0]
-            raise ValueError(
-                f"{self.last} was trained with {k}={changed[k]['from']!r}; a resumed run cannot "
-                f"change it to {changed[k]['to']!r}"
-                + (" in the middle of an epoch" if k == "batch_size" else "")
-            )
-        return changed
-
-    def _apply_schedule(self) -> None:
-        """Put this config's lr, milestones and gamma into the loaded optimiser and scheduler:
-        the lr the new schedule gives at the epochs done so far."""
-        config, scheduler = self.config, self.scheduler
-        scheduler.base_lrs = [config.lr] * len(scheduler.base_lrs)
-        scheduler.milestones = collections.Counter(config.milestones)
-        scheduler.gamma = config.gamma
-        passed = sum(m <= scheduler.last_epoch for m in config.milestones)
-        lr = config.lr * config.gamma**passed
-        for group in self.optimizer.param_groups:
-            group["initial_lr"], group["lr"] = config.lr, lr
-        scheduler._last_lr = [lr] * len(scheduler.base_lrs)
-
-    def _trim_history(self) -> list[dict[str, Any]]:
-        """metrics.jsonl's records up to last.pth's epoch, one per epoch (the latest), and
-        the file rewritten so: a kill between a record and a checkpoint leaves no duplicate.
-        A line cut short by a kill is dropped."""
-        path = self.out / "metrics.jsonl"
-        records: dict[int, dict[str, Any]] = {}
-        lines = path.read_text().splitlines() if path.exists() else []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s: dropped a damaged line %r", path, line[:80])
-                continue
-            if record["epoch"] <= self.pos["epoch"]:
-                records[record["epoch"]] = record
-        history = [records[e] for e in sorted(records)]
-        if len(history) != len(lines):
-            path.write_text("".join(json.dumps(h) + "\n" for h in history))
-        return history
 
     def save(self, path: Path) -> None:
         """Write the whole training state to ``path`` (rank 0; mid-epoch every process must
@@ -471,10 +334,7 @@ class Trainer:
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append an epoch's record to metrics.jsonl and redraw metrics.png (rank 0)."""
-        self.history.append(entry)
-        with (self.out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(entry) + "\n")
-        plot_history(self.history, self.out / "metrics.png")
+        append_record(self.out, self.history, entry)
 
     def finish_epoch(self, entry: dict[str, Any]) -> None:
         """Validate the epoch just trained, keep ``best.pth``, and record it (rank 0)."""

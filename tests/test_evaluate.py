@@ -18,19 +18,16 @@ from minternet.checkpoint import save_model
 from minternet.codec import HeatmapCodec
 from minternet.dataset import InterHandDataset
 from minternet.evaluate import (
-    TABLE_COLUMNS,
-    Report,
     average_pose_predictions,
-    evaluate,
     evaluate_model,
     ground_truth,
     oracle_predictions,
     predict,
-    results_table,
     score_predictions,
 )
 from minternet.metrics import METRIC_KEYS
 from minternet.model import SMALL_CONFIG, InterNet, InterNetOutput
+from minternet.results import TABLE_COLUMNS, Report, evaluate, results_table
 from minternet.transforms import apply_affine, normalize, sample_matrix
 
 REPO = Path(__file__).resolve().parents[1]

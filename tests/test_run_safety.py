@@ -257,11 +257,11 @@ def test_checkpoint_meta_outside_sane_ranges_is_refused(tmp_path: Path) -> None:
 def test_internal_errors_keep_their_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from minternet import evaluate
+    from minternet import results
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("a bug, not the user's input")
 
-    monkeypatch.setattr(evaluate, "evaluate", broken)
+    monkeypatch.setattr(results, "evaluate", broken)
     with pytest.raises(KeyError, match="a bug"):
         cli_main(["eval", "--oracle", "--data", str(tmp_path)])

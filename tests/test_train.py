@@ -20,7 +20,7 @@ import torch
 from conftest import SMALL_RUN as SMALL
 from conftest import load_tool, options
 
-from minternet import checkpoint
+from minternet import checkpoint, engine
 from minternet import train as train_module
 from minternet.__main__ import main as cli_main
 from minternet.checkpoint import atomic_save, load_training_checkpoint
@@ -358,16 +358,16 @@ def test_compile_is_off_on_the_cpu_and_checked_before_use(
     def broken(*args, **kwargs):
         raise RuntimeError("no C compiler")
 
-    monkeypatch.setattr(train_module.torch, "compile", broken)
+    monkeypatch.setattr(engine.torch, "compile", broken)
     with caplog.at_level("WARNING"):
-        assert not train_module.compile_works(torch.device("cpu"))
+        assert not engine.compile_works(torch.device("cpu"))
     assert "no C compiler" in caplog.text and "runs eagerly" in caplog.text
 
 
 def test_device_batches_keep_the_order(tree: Path, tmp_path: Path) -> None:
     trainer, _ = twin_trainers(tree, tmp_path)
     batches = list(trainer.loader)
-    moved = list(train_module.device_batches(batches, torch.device("cpu")))
+    moved = list(engine.device_batches(batches, torch.device("cpu")))
     assert len(moved) == len(batches) == 6
     for a, b in zip(moved, batches, strict=True):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
