@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from minternet.config import TrainConfig
-from minternet.viz import plot_history
+from minternet.viz import history_figure
 
 log = logging.getLogger(__name__)
 
@@ -96,4 +96,4 @@ def append_record(out: Path, history: list[dict[str, Any]], entry: dict[str, Any
     history.append(entry)
     with (out / "metrics.jsonl").open("a") as f:
         f.write(json.dumps(entry) + "\n")
-    plot_history(history, out / "metrics.png")
+    history_figure(history).savefig(out / "metrics.png", dpi=100)

@@ -8,13 +8,13 @@ camera frustums pass through. Nothing here shows a figure or changes a global se
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
+from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -301,17 +301,24 @@ def hands_3d_figure(
     return fig
 
 
-def plot_history(history: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
-    """Train loss and validation MPJPE_all per epoch of ``history`` (metrics.jsonl's
-    records), side by side, as a PNG at ``path``."""
-    # A bare Figure, not pyplot: a notebook calling train() keeps its own backend.
-    fig = Figure(figsize=(9, 3.2))
+def history_figure(history: list[dict[str, Any]]) -> Figure:
+    """Train loss (log axis, plain numbers) and val MPJPE_all per epoch of ``history``
+    (metrics.jsonl's records); a bare Figure, so a notebook keeps its pyplot backend."""
+    fig = Figure(figsize=(10, 3.4))
     ax_loss, ax_val = fig.subplots(1, 2)
     trained = [h for h in history if "train" in h]
-    ax_loss.plot([h["epoch"] for h in trained], [h["train"]["loss"] for h in trained], "o-")
-    ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log")
+    losses = [h["train"]["loss"] for h in trained]
+    ax_loss.plot([h["epoch"] for h in trained], losses, "o-")
+    ax_loss.set(title="Training loss", xlabel="epoch", ylabel="loss (log scale)", yscale="log")
+    # Over more than a decade, label only 1, 2 and 5 x 10^k, or the labels run together.
+    skip = "346789" if losses and max(losses) > 10 * min(losses) else ""
+    plain = ticker.FuncFormatter(lambda v, _: "" if f"{v:.0e}"[0] in skip else f"{v:g}")
+    ax_loss.yaxis.set(major_formatter=plain, minor_formatter=plain)
     val = [h for h in history if h.get("val", {}).get("MPJPE_all") is not None]
     ax_val.plot([h["epoch"] for h in val], [h["val"]["MPJPE_all"] for h in val], "o-")
-    ax_val.set(xlabel="epoch", ylabel="val MPJPE_all (mm)")
+    ax_val.set(title="Validation MPJPE_all (epoch 0: untrained)", xlabel="epoch", ylabel="mm")
+    for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return fig
+

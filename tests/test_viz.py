@@ -20,6 +20,7 @@ from minternet.viz import (
     draw_skeleton,
     drawable_bones,
     hands_3d_figure,
+    history_figure,
     show_skeleton,
 )
 
@@ -279,3 +280,20 @@ def test_3d_rejects_bad_arguments(sample: Sample) -> None:
         hands_3d_figure(sample.world, cameras=[sample.camera], image_sizes=[(512, 334)] * 2)
     with pytest.raises(ValueError, match="space"):
         hands_3d_figure(sample.world, space="pixel")
+
+
+def test_history_figure_has_titles_and_plain_log_labels() -> None:
+    history = [{"epoch": 0, "val": {"MPJPE_all": 159.0}}] + [
+        {"epoch": e, "train": {"loss": 1000.0 / 3**e}, "val": {"MPJPE_all": 110.0 - e}}
+        for e in range(1, 7)
+    ]
+    fig = history_figure(history)
+    loss_ax, val_ax = fig.axes
+    assert loss_ax.get_title() == "Training loss" and "MPJPE_all" in val_ax.get_title()
+    assert loss_ax.get_yscale() == "log"
+    assert [line.get_xdata().tolist() for line in val_ax.lines] == [list(range(7))]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in loss_ax.get_yticklabels(which="both") if t.get_text()]
+    # Over three decades: plain numbers, and only the 1, 2 and 5 of each decade.
+    assert labels and all("$" not in text and text[0] in "125" for text in labels)
+    assert {"1", "10", "100"} <= set(labels)
