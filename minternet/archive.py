@@ -142,8 +142,18 @@ def unpack_tar(tar: tarfile.TarFile, root: Path, anchor: str, archive: str,
     ``budget`` (default: :data:`MAX_MEMBERS` of ``anchor``, no byte limit) bounds it."""
     budget = budget or Budget(archive, MAX_MEMBERS[anchor], 1 << 62)
     root.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for member in tar:
+    written, members, previous = 0, iter(tar), None
+    while True:
+        try:
+            member = next(members)
+        except StopIteration:
+            break
+        except tarfile.ReadError as err:  # the stream ends inside the next member's header
+            where = f"the header after {previous}" if previous else "its first header"
+            if not cut_ok:
+                raise ArchiveError(f"{archive}: ends inside {where} ({err})") from None
+            return written, f"({where})"
+        previous = member.name
         if (name := _relocate(member.name, anchor, archive)) is None:
             continue
         if member.issym() or member.islnk():

@@ -459,3 +459,34 @@ def test_retries_and_deadline_are_checked_when_parsed(
         with pytest.raises(SystemExit) as info:
             main(["download", "--out", str(tmp_path), flag, value])
         assert info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cut_into", ["header", "data"])
+def test_a_prefix_cut_inside_a_header_or_a_file_keeps_what_came_before(
+    tmp_path: Path, cut_into: str
+) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        # b's long name (as the real tree's paths) goes into a pax record before its header.
+        for name, size in (("images/a.jpg", 700), ("images/" + "b" * 120 + ".jpg", 900)):
+            info = tarfile.TarInfo(f"{WRAPPER}/{name}")
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+    whole = buffer.getvalue()
+    # a's header (512), a's data (1024), b's pax header and record (1024), b's header (512),
+    # b's data: cut where b's header would start, or in b's data.
+    end = 512 + 1024 + 1024 + (0 if cut_into == "header" else 512 + 300)
+    prefix = tmp_path / "prefix.tar"
+    prefix.write_bytes(whole[:end])
+    for cut_ok in (True, False):
+        with tarfile.open(fileobj=archive.JoinedFiles([prefix]), mode="r|") as tar:
+            if not cut_ok:
+                with pytest.raises(ArchiveError, match=r"prefix\.tar: ends inside"):
+                    archive.unpack_tar(tar, tmp_path / "out", "images", "prefix.tar")
+                continue
+            written, cut = archive.unpack_tar(tar, tmp_path / "out", "images", "prefix.tar",
+                                              cut_ok=True)  # fmt: skip
+        assert written == 1 and (tmp_path / "out" / "images" / "a.jpg").stat().st_size == 700
+        assert len(list((tmp_path / "out" / "images").iterdir())) == 1
+        header_cut = f"(the header after {WRAPPER}/images/a.jpg)"
+        assert cut == (header_cut if cut_into == "header" else "images/" + "b" * 120 + ".jpg")
