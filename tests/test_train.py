@@ -102,22 +102,31 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(
     assert record_two["step"] == record_one["step"] == 6
     for key, value in record_one["train"].items():
         assert record_two["train"][key] == pytest.approx(value, rel=1e-4)
-    a, b = weights(one / "last.pth"), weights(two / "last.pth")
+    # A control: one process with half the batch sees the same crops in another grouping.
+    half = tmp_path / "half"
+    subprocess.run(
+        cli(*common, "--batch-size", "2", "--out", str(half)), check=True, capture_output=True
+    )
+    a, b, c = (weights(d / "last.pth") for d in (one, two, half))
     # Summation order differs (two half-batch means, then an all-reduce), and Adam divides
-    # by sqrt(v), which magnifies that rounding where a gradient is near 0: so the bound is
-    # on each tensor's difference relative to how far training moved it from the shared
-    # initial weights (measured: at most 2e-4 of it).
+    # by sqrt(v), which magnifies that rounding where a gradient is near 0. So each tensor's
+    # difference is held against the control's, a run that trained differently (measured:
+    # at most 0.0012 of it), and the whole model's against how far training moved it
+    # (measured: 9e-5).
     torch.manual_seed(0)
     init = InterNet(TINY.replace(settings).model).state_dict()
-    moved = 0
+    moved, gap, travel, worst = 0, 0.0, 0.0, 0.0
     for key in a:
         if not a[key].is_floating_point():
             assert torch.equal(a[key], b[key])
             continue
-        travel = (a[key] - init[key]).norm()
-        assert (a[key] - b[key]).norm() <= 1e-3 * travel + 1e-7, key
-        moved += int(travel > 1e-4)
-    assert moved > 50  # most tensors trained, so the bound above is not vacuous
+        if (a[key] - init[key]).norm() > 1e-4:
+            moved += 1
+            worst = max(worst, float((a[key] - b[key]).norm() / (a[key] - c[key]).norm()))
+        gap += float((a[key] - b[key]).norm() ** 2)
+        travel += float((a[key] - init[key]).norm() ** 2)
+    assert worst < 0.02 and (gap / travel) ** 0.5 < 1e-3
+    assert moved > 50  # most tensors trained, so the bounds above are not vacuous
     meta = torch.load(two / "last.pth", weights_only=True)["meta"]["train"]
     assert meta["world_size"] == 2
 
