@@ -24,16 +24,23 @@ from torch import nn
 from minternet.skeleton import JOINTS_PER_HAND
 from minternet.synth import render
 from minternet.synth.hand import hand_capsules
-from minternet.synth.plan import SynthSpec, camera_studio, capture_rig, plan_split, render_view
+from minternet.synth.plan import (
+    CaptureRig,
+    PlannedSequence,
+    SynthSpec,
+    camera_studio,
+    capture_rig,
+    plan_split,
+    render_view,
+)
 
 CROP = 96
 """px: side of the square crops the CNN sees."""
 
 
-def previous_look(spec: SynthSpec, split: str, planned, frame: int, cam: int) -> np.ndarray:
+def previous_look(rig: CaptureRig, planned: PlannedSequence, frame: int, cam: int) -> np.ndarray:
     """(H, W, 3) uint8: the view as the generator drew it before the two-sided skin: every
     capsule the subject's one skin colour, the default light, a fixed blur, no sleeve."""
-    rig = capture_rig(spec, split, planned.capture)
     camera = rig.cameras[cam]
     hand = int(np.flatnonzero(planned.motion.present)[0])
     joints = planned.motion.joint_world[
@@ -64,7 +71,7 @@ def _render_sequence(job: tuple) -> list[tuple[np.ndarray, np.ndarray, int]]:
     rig = capture_rig(spec, split, planned.capture)
     out = []
     for frame, cam, labels in planned.views:
-        old = previous_look(spec, split, planned, frame, cam)
+        old = previous_look(rig, planned, frame, cam)
         new = render_view(spec, rig, planned.motion, frame, cam).image
         if rig.cameras[cam].grey:  # as the writer stores those cameras' frames
             old, new = render.to_grey(old), render.to_grey(new)

@@ -8,6 +8,7 @@ import pytest
 from minternet.synth import render, skin, studio
 from minternet.synth.hand import (
     POSE_NAMES,
+    dressed_hand,
     forward_kinematics,
     hand_capsules,
     mean_shape,
@@ -141,16 +142,11 @@ def _rendered_hand(towards_camera: float) -> render.Render:
     rotation = np.diag([-1.0, 1.0, -1.0]) if towards_camera > 0 else np.eye(3)  # about y
     joints = forward_kinematics(shape, np.zeros(len(POSE_NAMES)), "right",
                                 np.array([0.0, -95.0, 900.0]), rotation)  # fmt: skip
-    segments, radii = hand_capsules(joints, shape)
-    sleeve, sleeve_radius = sleeve_capsule(segments, shape)
-    segments = np.concatenate([segments, sleeve])
+    segments, radii, palmar = dressed_hand(joints, shape, "right")
     back = np.tile(skin_tone(np.random.default_rng(0)), (26, 1))
-    surface = SkinSurface(palmar_directions(joints, "right"), CAPSULE_KINDS, back,
-                          palm_tone(back), np.zeros(3))  # fmt: skip
-    return render.render_capsules(
-        segments, np.concatenate([radii, sleeve_radius]), np.ones(26, int), back, FOCAL,
-        PRINCPT, SIZE, soften=0.0, surface=surface,
-    )  # fmt: skip
+    surface = SkinSurface(palmar, CAPSULE_KINDS, back, palm_tone(back), np.zeros(3))
+    return render.render_capsules(segments, radii, np.ones(26, int), back, FOCAL, PRINCPT, SIZE,
+                                  soften=0.0, surface=surface)  # fmt: skip
 
 
 def test_a_palm_facing_the_camera_looks_lighter_than_a_back_and_shows_no_nails(
@@ -171,23 +167,38 @@ def test_a_palm_facing_the_camera_looks_lighter_than_a_back_and_shows_no_nails(
     assert skin_pixels[0].mean() > skin_pixels[1].mean() + 10  # the palm lighter
 
 
-def test_studio_lights_come_from_the_camera_side_and_the_sensor_blurs_and_adds_noise() -> None:
+def test_dressed_hand_is_the_capsules_the_sleeve_and_the_palm_sides() -> None:
+    shape = sample_shape(np.random.default_rng(2))
+    joints = forward_kinematics(shape, np.full(len(POSE_NAMES), 10.0), "left")
+    segments, radii, palmar = dressed_hand(joints, shape, "left")
+    capsules, capsule_radii = hand_capsules(joints, shape)
+    sleeve, sleeve_radius = sleeve_capsule(capsules, shape)
+    assert np.array_equal(segments, np.concatenate([capsules, sleeve]))
+    assert np.array_equal(radii, np.concatenate([capsule_radii, sleeve_radius]))
+    assert np.array_equal(palmar, palmar_directions(joints, "left"))
+
+
+def test_studio_lights_come_from_the_camera_side_and_the_camera_blurs_and_adds_noise() -> None:
     for seed in range(20):
         light = studio.lighting(np.random.default_rng(seed))
         assert light.directions[0][2] < 0 and light.directions[1][2] <= 0
         assert light.intensities[0] > light.intensities[1]
     flat = np.full((100, 120, 3), 100, np.uint8)
-    assert np.array_equal(studio.sensor(flat, np.random.default_rng(0), 0.0, 0.0), flat)
-    noisy = studio.sensor(flat, np.random.default_rng(0), 0.8, 2.0).astype(float)
+    assert np.array_equal(studio.sensor(flat, np.random.default_rng(0), 0.0), flat)
+    noisy = studio.sensor(flat, np.random.default_rng(0), 2.0).astype(float)
     assert 1.7 < noisy.std() < 2.3 and abs(noisy.mean() - 100) < 0.2
-    boxed = studio.sensor(flat, np.random.default_rng(0), 0.0, 2.0, (slice(10, 30), slice(5, 50)))
+    boxed = studio.sensor(flat, np.random.default_rng(0), 2.0, (slice(10, 30), slice(5, 50)))
     changed = np.argwhere((boxed != flat).any(-1))
     assert len(changed) > 500 and changed.min(0).tolist() >= [10, 5]
     assert changed.max(0).tolist() <= [29, 49]
-    edge = np.zeros((40, 40, 3), np.uint8)
-    edge[:, 20:] = 200
-    soft = studio.sensor(edge, np.random.default_rng(0), 1.0, 0.0)
-    assert 0 < soft[5, 19, 0] < 200 and 0 < soft[5, 20, 0] < 200
+    # The camera's blur is the renderer's soften: a hard edge becomes a ramp.
+    edge = [[[-40.0, 0.0, 500.0], [40.0, 0.0, 500.0]]]
+    hard, soft = (render.render_capsules(np.array(edge), [10.0], [1], [0.8, 0.6, 0.5], FOCAL,
+                                         PRINCPT, SIZE, soften=blur).image[:, 256, 0]
+                  for blur in (0.0, 1.0))  # fmt: skip
+    outside = np.flatnonzero(hard == 0)
+    first_out = outside[outside > 167][0]  # the first dark row below the capsule's axis
+    assert 0 < soft[first_out] and soft[first_out - 1] < hard[first_out - 1]
 
 
 def test_camera_studio_is_kept_and_read_only() -> None:

@@ -277,3 +277,18 @@ def palmar_directions(joints: np.ndarray, side: str) -> np.ndarray:
             out[..., child, :] = facing
             previous = bone
     return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-9)
+
+
+def dressed_hand(
+    joints: np.ndarray, shape: HandShape, side: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Everything a hand is drawn with, in the frame of ``joints`` ((21, 3) mm, local joint
+    order): capsules (26, 2, 3) mm, :func:`hand_capsules` then :func:`sleeve_capsule`; radii
+    (26,) mm; and each capsule's palm-side direction (26, 3) (:func:`palmar_directions`)."""
+    segments, radii = hand_capsules(joints, shape)
+    sleeve, sleeve_radius = sleeve_capsule(segments, shape)
+    return (
+        np.concatenate([segments, sleeve], axis=-3),
+        np.concatenate([radii, sleeve_radius]),
+        palmar_directions(joints, side),
+    )

@@ -27,7 +27,7 @@ from minternet.camera import Camera
 from minternet.skeleton import JOINTS_PER_HAND
 from minternet.synth import render, scene, studio
 from minternet.synth.cameras import CameraSpec, sample_cameras
-from minternet.synth.hand import hand_capsules, palmar_directions, sample_shape, sleeve_capsule
+from minternet.synth.hand import dressed_hand, sample_shape
 from minternet.synth.skin import CAPSULE_KINDS, SkinSurface, palm_tone, skin_tone
 
 KIND_CODES = {"right": "rh", "left": "lh", "interacting": "dh"}
@@ -223,12 +223,10 @@ def render_view(
     segments, radii, owner, palmar = [], [], [], []
     for hand in np.flatnonzero(motion.present):
         joints = motion.joint_world[frame, hand * JOINTS_PER_HAND : (hand + 1) * JOINTS_PER_HAND]
-        seg, rad = hand_capsules(joints, rig.shapes[hand])
-        sleeve, sleeve_rad = sleeve_capsule(seg, rig.shapes[hand])
-        segments.append(to_camera(np.concatenate([seg, sleeve])))
-        radii.append(np.concatenate([rad, sleeve_rad]))
-        owner.append(np.full(len(radii[-1]), hand + 1))
-        sides = palmar_directions(joints, "right" if hand == 0 else "left")
+        seg, rad, sides = dressed_hand(joints, rig.shapes[hand], "right" if hand == 0 else "left")
+        segments.append(to_camera(seg))
+        radii.append(rad)
+        owner.append(np.full(len(rad), hand + 1))
         palmar.append(sides @ spec_cam.camera.camrot.T)  # directions: rotate only
     count = sum(len(r) for r in radii)
     back = np.tile(rig.skin, (count, 1))
@@ -251,7 +249,7 @@ def render_view(
         size,
         background,
         light,
-        soften=0.0,
+        soften=blur,
         surface=surface,
     )
     pose_key = zlib.crc32(motion.joint_world[frame].tobytes())
@@ -261,5 +259,5 @@ def render_view(
         region = (slice(max(rows.min() - 3, 0), rows.max() + 4),
                   slice(max(cols.min() - 3, 0), cols.max() + 4))  # fmt: skip
     rng = np.random.default_rng([rig.studio_seed, cam, pose_key])
-    image = studio.sensor(drawn.image, rng, blur, noise, region)
+    image = studio.sensor(drawn.image, rng, noise, region)
     return render.Render(image, drawn.owner, drawn.depth)

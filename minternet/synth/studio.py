@@ -1,5 +1,5 @@
-"""The capture studio around the hands: backdrop, lights and the camera's blur and noise
-(appendix A).
+"""The capture studio around the hands: backdrop, lights and the camera's noise (appendix
+A); the camera's blur is the renderer's ``soften``.
 
 Everything is drawn from a ``numpy.random.Generator``, so equal seeds give equal images.
 """
@@ -30,15 +30,13 @@ def lighting(rng: np.random.Generator) -> Lighting:
 def sensor(
     image: np.ndarray,
     rng: np.random.Generator,
-    blur: float,
     noise: float,
     region: tuple[slice, slice] | None = None,
 ) -> np.ndarray:
-    """(H, W, 3) uint8 -> the same after a Gaussian blur of ``blur`` px (focus, motion,
-    demosaicing; 0: none) and read-out noise of standard deviation ``noise`` grey levels,
-    added inside ``region`` (rows, columns; None: everywhere). The backdrop carries its own
-    noise, so a frame only needs fresh noise where its hands are."""
-    out = cv2.GaussianBlur(image, (0, 0), blur) if blur > 0 else image.copy()
+    """(H, W, 3) uint8 -> a copy with read-out noise of standard deviation ``noise`` grey
+    levels added inside ``region`` (rows, columns; None: everywhere). The backdrop carries
+    its own noise, so a frame only needs fresh noise where its hands are."""
+    out = image.copy()
     rows, cols = region if region is not None else (slice(None), slice(None))
     patch = out[rows, cols]
     grain = rng.standard_normal(patch.shape[:2], dtype=np.float32) * np.float32(noise)
