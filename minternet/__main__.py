@@ -28,7 +28,6 @@ from minternet.cli_types import device, folder, integer, numbers, output_file, s
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     from minternet.synth.plan import SynthSpec
 
-    defaults = SynthSpec()
     p = sub.add_parser(
         "synth",
         help="write a synthetic dataset in InterHand2.6M's v1.0 layout",
@@ -38,42 +37,21 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, type=folder, help="dataset root to write (created if missing)"
     )
-    p.add_argument("--seed", type=integer(0), default=defaults.seed, help="same seed, same bytes")
-    for split, count in defaults.images.items():
-        p.add_argument(
-            f"--{split}",
-            type=int,
-            default=count,
-            metavar="N",
-            help=f"images in the {split} split (default {count}; 0 skips it)",
-        )
-    p.add_argument(
-        "--captures",
-        type=int,
-        default=defaults.captures,
-        help="captures (subjects with their own camera dome) per split",
-    )
-    p.add_argument(
-        "--sequences", type=int, default=defaults.sequences, help="sequences per capture, at most"
-    )
-    p.add_argument("--frames", type=int, default=defaults.frames, help="frames per sequence")
-    p.add_argument(
-        "--cameras", type=int, default=defaults.cameras, help="cameras in each capture's dome"
-    )
-    p.add_argument(
-        "--views",
-        type=int,
-        default=defaults.views,
-        help="cameras, drawn from the dome, that see each frame",
-    )
-    p.add_argument("--jpeg-quality", type=int, default=defaults.jpeg_quality)
+    # One option per SynthSpec field, its default and meaning from the class.
+    for spec_field in dataclasses.fields(SynthSpec):
+        name, default = spec_field.name, getattr(SynthSpec(), spec_field.name)
+        text = SynthSpec.HELP[name]
+        if name == "images":
+            for split, count in default.items():
+                p.add_argument(f"--{split}", type=integer(0), default=count, metavar="N",
+                               help=f"{text} {split} (default {count}; 0 skips it)")  # fmt: skip
+        elif isinstance(default, bool):
+            p.add_argument("--" + name.replace("_", "-"), action="store_true", help=text)
+        else:
+            p.add_argument("--" + name.replace("_", "-"), type=integer(0), default=default,
+                           metavar="N", help=f"{text} (default {default})")  # fmt: skip
     p.add_argument(
         "--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes"
-    )
-    p.add_argument(
-        "--annotations-only",
-        action="store_true",
-        help="write only the JSON files (no rendering), e.g. for scale tests",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_run_synth)
@@ -83,18 +61,12 @@ def _run_synth(args: argparse.Namespace) -> int:
     from minternet.synth.plan import SynthSpec
     from minternet.synth.write import write_dataset
 
-    images = {s: getattr(args, s) for s in ("train", "val", "test") if getattr(args, s) > 0}
+    splits = SynthSpec().images
     spec = SynthSpec(
-        seed=args.seed,
-        images=images,
-        captures=args.captures,
-        sequences=args.sequences,
-        frames=args.frames,
-        cameras=args.cameras,
-        views=args.views,
-        jpeg_quality=args.jpeg_quality,
-        annotations_only=args.annotations_only,
-    )
+        images={s: getattr(args, s) for s in splits if getattr(args, s) > 0},
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(SynthSpec)
+           if f.name != "images"},
+    )  # fmt: skip
     start = time.perf_counter()
     counts = write_dataset(spec, args.out, workers=args.workers, progress=not args.quiet)
     elapsed = time.perf_counter() - start

@@ -51,6 +51,11 @@ class TrainConfig:
     some of the image archives). An image that exists but cannot be decoded is skipped during
     training with a warning, and counted in the epoch's record.
 
+    Target: ``heatmap_peak``, the value of each joint's target Gaussian at its centre
+    (mmpose's 255). Decoding takes an argmax, so the scale does not change what a trained
+    model predicts, only how fast training gets there: Adam moves each weight by about
+    ``lr`` per step, and the heads must grow from outputs near 0 to the peak (chapter 8).
+
     Schedule: Adam at ``lr`` (betas 0.9, 0.999, no weight decay) for ``epochs`` epochs,
     times ``gamma`` from each epoch in ``milestones``.
 
@@ -73,6 +78,7 @@ class TrainConfig:
     val_samples: int = 0
     val_at_start: bool = False
     missing_images: str = "raise"
+    heatmap_peak: float = 255.0
     epochs: int = 20
     lr: float = 2e-4
     milestones: tuple[int, ...] = (15, 17)
@@ -98,7 +104,7 @@ class TrainConfig:
             value = getattr(self, name)
             if type(value) is not int or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in {low}..{high}, not {value!r}")
-        for name, high in (("lr", 1.0), ("gamma", 1.0)):
+        for name, high in (("lr", 1.0), ("gamma", 1.0), ("heatmap_peak", 1e4)):
             value = getattr(self, name)
             if type(value) not in (int, float) or not (math.isfinite(value) and 0 < value <= high):
                 raise ValueError(f"{name} must be a number in (0, {high:g}], not {value!r}")

@@ -109,7 +109,9 @@ class Trainer:
                 "connect to the internet, or use --pretrained auto to start from random weights "
                 "instead"
             )
-        self.codec = HeatmapCodec.for_model(config.model)
+        self.codec = dataclasses.replace(
+            HeatmapCodec.for_model(config.model), max_value=config.heatmap_peak
+        )
         size = self.model.input_size
         self.train_set, self.val_set = open_run_datasets(config, data, size, ctx.is_main)
         self.sampler = dist.ShardedSampler(

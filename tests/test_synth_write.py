@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -186,6 +187,19 @@ def test_cli_writes_labels_only_and_rejects_impossible_counts(tmp_path, capsys):
     assert "views" in capsys.readouterr().err
     assert main([*args[:5], "--train", "1000", *args[7:]]) == 2
     assert "1000 images" in capsys.readouterr().err
+
+
+def test_cli_sets_every_spec_field(tmp_path, capsys):
+    """Each SynthSpec setting is an option of its own, and reaches the spec written."""
+    given = {"seed": 3, "captures": 2, "sequences": 3, "frames": 2, "cameras": 5, "views": 2,
+             "jpeg_quality": 70}  # fmt: skip
+    names = {f.name for f in dataclasses.fields(SynthSpec)}
+    assert names == {*given, "images", "annotations_only"}
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
+    assert main(["synth", "--out", str(tmp_path / "all"), *args, "--train", "4", "--val", "0",
+                 "--test", "0", "--annotations-only", "--quiet"]) == 0  # fmt: skip
+    spec = json.loads(capsys.readouterr().out)["spec"]
+    assert spec == {**given, "images": {"train": 4}, "annotations_only": True}
 
 
 def test_data_samples_is_what_its_readme_command_writes(tmp_path):

@@ -6,6 +6,7 @@ Runs use a 24-image synthetic tree and a ResNet-18 at 64 x 64 so each takes seco
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import shutil
@@ -399,3 +400,21 @@ def test_epoch_speed_leaves_out_the_first_step(tree: Path, tmp_path: Path, monke
     assert record["seconds"] >= 2.0
     # 20 crops in the time after the first step, far above 24 crops over the whole epoch.
     assert record["samples_per_second"] > 2 * 24 / record["seconds"]
+
+
+def test_heatmap_peak_scales_the_target_the_loss_is_taken_against(
+    tree: Path, tmp_path: Path
+) -> None:
+    # At initialisation the heads output ~1e-3, so the heatmap loss is the target's mean
+    # square: peak^2 times the unit target's, whatever the peak.
+    config = TINY.replace({**SMALL, "epochs": "1", "batch_size": "4", "val_split": ""})
+    losses = {}
+    for peak in (255.0, 16.0):
+        changed = dataclasses.replace(config, heatmap_peak=peak)
+        trainer = Trainer(setup("cpu"), changed, tree, tmp_path / str(peak), resume=False)
+        assert trainer.codec.max_value == peak
+        losses[peak] = trainer.step(next(iter(trainer.loader)))["loss_kpt"].item()
+    assert losses[16.0] / losses[255.0] == pytest.approx((16 / 255) ** 2, rel=1e-2)
+    assert TINY.replace({"heatmap_peak": "16"}).heatmap_peak == 16.0
+    with pytest.raises(ValueError, match="heatmap_peak must be a number"):
+        dataclasses.replace(TINY, heatmap_peak=0.0)

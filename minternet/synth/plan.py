@@ -19,7 +19,7 @@ import functools
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -58,6 +58,19 @@ class SynthSpec:
     views: int = 3
     jpeg_quality: int = 60
     annotations_only: bool = False
+
+    HELP: ClassVar[dict[str, str]] = {
+        "seed": "same seed, same bytes",
+        "images": "images in the split",
+        "captures": "captures (subjects with their own camera dome) per split",
+        "sequences": "sequences per capture, at most",
+        "frames": "frames per sequence",
+        "cameras": "cameras in each capture's dome",
+        "views": "cameras, drawn from the dome, that see each frame",
+        "jpeg_quality": "JPEG quality of the images, 1-100",
+        "annotations_only": "write only the JSON files (no rendering), e.g. for scale tests",
+    }
+    """What each setting means, for the command line (``python -m minternet synth``)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.views <= self.cameras:
