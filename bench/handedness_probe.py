@@ -146,18 +146,19 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=800, help="held-out crops")
     parser.add_argument("--steps", type=int, default=2000, help="training steps of 64 crops")
     parser.add_argument("--captures", type=int, default=12, help="training captures")
+    parser.add_argument("--frames", type=int, default=10, help="frames per sequence")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--crops", help="an .npz file: crops read from it, or saved to it")
     args = parser.parse_args()
     torch.set_num_threads(1)  # two threads ran this small network's backward 4x slower
     # Half the sequences show one hand; a few views fall outside their image and are skipped.
-    views_per_sequence = 10 * 2
+    views_per_sequence = args.frames * 2
     sequences = -(-max(args.train, args.test) * 5 // (2 * args.captures * views_per_sequence))
     capacity = args.captures * sequences * views_per_sequence
     spec = SynthSpec(
         seed=args.seed, images={"train": capacity, "test": capacity}, captures=args.captures,
-        sequences=sequences, frames=10, cameras=24, views=2,
+        sequences=sequences, frames=args.frames, cameras=24, views=2,
     )  # fmt: skip
     start = time.perf_counter()
     cached = bool(args.crops) and os.path.exists(args.crops)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minternet.codec import HeatmapCodec
 from minternet.model import SMALL_CONFIG, InterNetConfig
 
 INT_RANGES = {
@@ -158,6 +159,11 @@ class TrainConfig:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the configuration as ``config.json`` (model settings under ``"model"``)."""
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
+
+    def codec(self) -> HeatmapCodec:
+        """The codec the run's targets are encoded with: the model's grid
+        (:meth:`HeatmapCodec.for_model`), with Gaussians peaking at ``heatmap_peak``."""
+        return dataclasses.replace(HeatmapCodec.for_model(self.model), max_value=self.heatmap_peak)
 
     def settings(self) -> dict[str, Any]:
         """Every setting by the name :meth:`replace` and the command line give it, in field

@@ -29,7 +29,6 @@ from minternet.checkpoint import (
     save_training_checkpoint,
     set_rng_state,
 )
-from minternet.codec import HeatmapCodec
 from minternet.config import TrainConfig
 from minternet.convert import load_strict
 from minternet.dataset import open_run_datasets
@@ -109,9 +108,7 @@ class Trainer:
                 "connect to the internet, or use --pretrained auto to start from random weights "
                 "instead"
             )
-        self.codec = dataclasses.replace(
-            HeatmapCodec.for_model(config.model), max_value=config.heatmap_peak
-        )
+        self.codec = config.codec()
         size = self.model.input_size
         self.train_set, self.val_set = open_run_datasets(config, data, size, ctx.is_main)
         self.sampler = dist.ShardedSampler(
