@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from minternet import hub
+from minternet.camera import project
 from minternet.codec import HeatmapCodec
 from minternet.dataset import InterHandDataset
-from minternet.evaluate import oracle_predictions, predict, score_predictions
+from minternet.evaluate import Predictions, oracle_predictions, predict, score_predictions
 from minternet.metrics import METRIC_KEYS, Protocol, json_metrics
 from minternet.model import InterNet
 
@@ -114,6 +116,40 @@ def evaluate(
         metrics=score_predictions(predictions, dataset, protocol=protocol),
         skipped_images=dataset.skipped,
     )
+
+
+def prediction_records(
+    predictions: Predictions, dataset: InterHandDataset, frames: int = 64
+) -> list[dict[str, Any]]:
+    """``frames`` evenly spaced predicted frames with their ground truth, as plain JSON
+    values, so that a run's predictions can be drawn where its images are not.
+
+    Each record: ``image`` (the path under the dataset root); ``keypoints`` and
+    ``gt_keypoints`` (42 x [u px, v px, z mm relative to the joint's own wrist], original
+    image); ``joint_valid`` (42 x 0/1); ``hand_type`` and ``gt_hand_type`` ([right, left]
+    0/1); ``rel_root_depth`` and ``gt_rel_root_depth`` (mm, left wrist minus right).
+    """
+    rows = predictions["index"]
+    picks = np.unique(np.linspace(0, len(rows) - 1, min(frames, len(rows))).round().astype(int))
+    index = dataset.index
+    records = []
+    for p in picks:
+        row = int(rows[p])
+        joint_cam = index["joint_cam"][row].astype(np.float64)  # (42, 3) mm
+        wrists = joint_cam[[20] * 21 + [41] * 21, 2]  # each joint's own wrist depth
+        gt = np.concatenate([project(joint_cam, index["focal"][row], index["princpt"][row]),
+                             (joint_cam[:, 2] - wrists)[:, None]], axis=1)  # fmt: skip
+        records.append({
+            "image": index["image_path"][row].decode(),
+            "keypoints": np.round(predictions["keypoints"][p], 2).tolist(),
+            "gt_keypoints": np.round(gt, 2).tolist(),
+            "joint_valid": index["joint_valid"][row].astype(int).tolist(),
+            "hand_type": np.asarray(predictions["hand_type"][p]).astype(int).tolist(),
+            "gt_hand_type": index["hand_type"][row].astype(int).tolist(),
+            "rel_root_depth": round(float(predictions["rel_root_depth"][p]), 2),
+            "gt_rel_root_depth": round(float(index["rel_root_depth"][row]), 2),
+        })  # fmt: skip
+    return records
 
 
 def results_table(rows: Iterable[Report]) -> str:

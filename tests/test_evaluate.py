@@ -27,7 +27,13 @@ from minternet.evaluate import (
 )
 from minternet.metrics import METRIC_KEYS
 from minternet.model import SMALL_CONFIG, InterNet, InterNetOutput
-from minternet.results import TABLE_COLUMNS, Report, evaluate, results_table
+from minternet.results import (
+    TABLE_COLUMNS,
+    Report,
+    evaluate,
+    prediction_records,
+    results_table,
+)
 from minternet.transforms import apply_affine, normalize, sample_matrix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +98,32 @@ def test_oracle_keypoints_land_within_half_a_voxel_of_the_projection(
     valid = index["joint_valid"] > 0
     off = np.abs(oracle["keypoints"][..., :2] - uv).max(axis=-1)
     assert (off <= (2 * side / 256)[:, None] + 1e-3)[valid].all()
+
+
+def test_prediction_records_carry_the_frames_with_their_ground_truth(
+    crops_256: InterHandDataset, oracle: dict[str, np.ndarray]
+) -> None:
+    assert len(prediction_records(oracle, crops_256, frames=10)) == len(crops_256) == 4
+    records = prediction_records(oracle, crops_256, frames=3)
+    assert len(records) == 3
+    json.loads(json.dumps(records))  # plain JSON values
+    index = crops_256.index
+    rows = [int(np.flatnonzero(index["image_path"] == r["image"].encode())[0]) for r in records]
+    assert rows[0] == 0 and rows[-1] == len(crops_256) - 1 and rows == sorted(rows)
+    for row, record in zip(rows, records, strict=True):
+        assert (crops_256.root / record["image"]).is_file()
+        assert record["gt_hand_type"] == index["hand_type"][row].astype(int).tolist()
+        assert record["hand_type"] == record["gt_hand_type"]  # the oracle's is the GT's
+        valid = np.array(record["joint_valid"]) > 0
+        pred, gt = np.array(record["keypoints"]), np.array(record["gt_keypoints"])
+        assert gt[20, 2] == gt[41, 2] == 0  # z relative to each hand's own wrist
+        # The oracle lands within half a voxel in u, v (2 crop px) and one depth bin in z.
+        side = 1.25 * index["bbox"][row, 2:].max()
+        assert (np.abs(pred - gt)[valid, :2] <= 2 * side / 256 + 0.02).all()
+        assert (np.abs(pred - gt)[valid, 2] <= 6.25 + 0.02).all()
+        at = int(np.flatnonzero(oracle["index"] == row)[0])
+        assert record["rel_root_depth"] == pytest.approx(oracle["rel_root_depth"][at], abs=0.01)
+        assert record["gt_rel_root_depth"] == pytest.approx(index["rel_root_depth"][row], abs=0.01)
 
 
 class PeakModel(nn.Module):

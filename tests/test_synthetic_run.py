@@ -44,3 +44,6 @@ def test_the_script_generates_trains_scores_and_records(tmp_path: Path) -> None:
     assert machine["device"] == "cpu" and machine["train_images"] == 24
     assert machine["torch"] and "--epochs 1" in machine["command"]
     assert len(list((tmp_path / "run" / "data" / "images" / "train").rglob("*.jpg"))) == 24
+    predictions = json.loads((results / "test_predictions.json").read_text())
+    assert len(predictions) == 8 and len(predictions[0]["keypoints"]) == 42
+    assert all((tmp_path / "run" / "data" / p["image"]).is_file() for p in predictions)

@@ -7,7 +7,8 @@
 #    validation and test splits of 2,000 images from captures (subjects) of their own;
 # 2. trains `--config synthetic` on it (the paper's model and schedule, batch 64 on one GPU);
 # 3. scores the best checkpoint on the test split and copies what the book draws (the
-#    per-epoch metrics, the test scores and the machine it ran on) into book/results/synthetic/.
+#    per-epoch metrics, the test scores, 64 test frames' predictions with their ground truth,
+#    and the machine it ran on) into book/results/synthetic/.
 # On an H200-class GPU: about 2 min of generation on 16 cores and under 30 min of training.
 # TRAIN_IMAGES, EVAL_IMAGES, CAPTURES and RESULTS override the sizes and the results folder.
 set -euo pipefail
@@ -31,6 +32,15 @@ workers=$(( $(nproc) < 16 ? $(nproc) : 16 ))
 results=${RESULTS:-book/results/synthetic}
 mkdir -p "$results"
 cp "$run/train/metrics.jsonl" "$run/train/test.json" "$run/train/config.json" "$results/"
+"$python" - "$run/train/best.pth" "$run/data" "$results/test_predictions.json" <<'PY'
+import json, sys
+from minternet.evaluate import predict
+from minternet.hub import load_model
+from minternet.results import open_split, prediction_records
+model = load_model(sys.argv[1])
+test, _ = open_split(sys.argv[2], "test", model.input_size)
+json.dump(prediction_records(predict(model, test), test), open(sys.argv[3], "w"))
+PY
 "$python" - "$results/machine.json" "$train_images" "$*" <<'PY'
 import datetime, json, sys, torch
 device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
