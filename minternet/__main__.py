@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_predict(sub)
     args = parser.parse_args(argv)
     from minternet.archive import ArchiveError
-    from minternet.download import DownloadError
+    from minternet.fetching import DownloadError
 
     try:
         return args.run(args)
