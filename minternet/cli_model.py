@@ -48,7 +48,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from minternet.config import CONFIGS, TrainConfig
-    from minternet.train import NonFiniteLossError, train
+    from minternet.train import train
+    from minternet.train_loop import NonFiniteLossError
 
     overrides = {
         k[len("set_") :]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None
