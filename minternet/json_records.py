@@ -302,6 +302,8 @@ def chunked(path: Path, where: str, records: Iterable[tuple[Any, tuple]]) -> Ite
         places.append(place)
         if len(values) == CHUNK_ROWS:
             yield Chunk(path, where, values, places)
+            # Emptied, not only dropped: the caller's loop variable still holds the chunk.
             values.clear()
             places.clear()
+            values, places = [], []
     yield Chunk(path, where, values, places)
