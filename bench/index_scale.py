@@ -41,12 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from minternet.interhand import (
-    HAND_TYPES,
-    AnnotationFiles,
-    find_annotation_files,
-    load_index,
-)
+from minternet.annotation_columns import HAND_TYPES
+from minternet.interhand import AnnotationFiles, find_annotation_files, load_index
 from minternet.json_records import JsonStream
 from minternet.skeleton import JOINTS_PER_HAND, ROOTS
 from minternet.synth.plan import SynthSpec

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import mmap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ import torch
 from minternet.augment import MMPOSE, ORIGINAL, Augmentation, AugParams, sample_augmentation
 from minternet.camera import Camera
 from minternet.image_header import image_size, is_complete
+from minternet.index_cache import index_from_state, index_state
 from minternet.interhand import find_annotation_files, load_index
 from minternet.json_records import InterHandFormatError
 from minternet.transforms import INPUT_SIZE, make_sample
@@ -32,19 +32,6 @@ log = logging.getLogger(__name__)
 MAX_IMAGE_SIDE = 8192
 """Widest or tallest image read, px (InterHand2.6M's are 334 x 512): a larger one is refused
 from its header, before decoding."""
-
-
-def _mapped_file(array: np.ndarray) -> tuple[str, int] | None:
-    """(file, byte offset) when ``array`` is a whole memory-mapped file's array, else None."""
-    base = array
-    while base is not None and not isinstance(base, np.memmap):
-        base = base.base
-    if base is None or base.filename is None or not isinstance(base.base, mmap.mmap):
-        return None
-    whole = base.__array_interface__
-    if array.__array_interface__ != {**whole, "typestr": array.__array_interface__["typestr"]}:
-        return None  # a view of part of the file
-    return base.filename, base.offset
 
 
 def read_image(path: Path, width: int, height: int) -> np.ndarray:
@@ -122,25 +109,11 @@ class InterHandDataset(torch.utils.data.Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers started by spawn or forkserver (macOS, Python >= 3.14) get the
-        # dataset pickled: send a memory-mapped column as its file, not its bytes, so each
-        # worker maps the same pages instead of holding a copy (1.6 GB for the train split).
-        state = self.__dict__.copy()
-        state["index"] = {}
-        for name, column in self.index.items():
-            where = _mapped_file(column)
-            state["index"][name] = (
-                column if where is None else ("mapped", *where, column.dtype.str, column.shape)
-            )
-        return state
+        # dataset pickled: its mapped columns travel as their files, not their bytes.
+        return {**self.__dict__, "index": index_state(self.index)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        index = {}
-        for name, column in state["index"].items():
-            if isinstance(column, tuple):
-                _, filename, offset, dtype, shape = column
-                column = np.asarray(np.memmap(filename, dtype, "r", offset, shape))
-            index[name] = column
-        self.__dict__.update({**state, "index": index})
+        self.__dict__.update({**state, "index": index_from_state(state["index"])})
 
     def __len__(self) -> int:
         return len(self.index["image_id"])

@@ -8,31 +8,39 @@ Two layouts open the same way:
   the images (the layout of the real sample frames).
 
 The three JSON files become one dict of numpy arrays, one row per annotation (see
-:data:`INDEX_FIELDS`), built by streaming the files (:mod:`minternet.json_records`) and cached
-as memory-mapped ``.npy`` files keyed by the source files' paths, sizes and mtimes
-(:mod:`minternet.index_cache`). Numpy arrays hold no per-sample Python objects, and mapped
-ones live in the shared page cache, so DataLoader workers forked from the parent read them
-without copy-on-write blow-up.
+:data:`INDEX_FIELDS`), built by pulling the files' records a chunk at a time from
+:mod:`minternet.json_records`, reading each chunk's fields (:mod:`minternet.annotation_columns`)
+and joining the columns here; the index is cached as memory-mapped ``.npy`` files keyed by
+the source files' paths, sizes and mtimes (:mod:`minternet.index_cache`). Numpy arrays hold
+no per-sample Python objects, and mapped ones live in the shared page cache, so DataLoader
+workers forked from the parent read them without copy-on-write blow-up.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from minternet.camera import Camera
+from minternet.annotation_columns import (
+    HAND_TYPE_BITS,
+    annotation_columns,
+    camera,
+    image_columns,
+    pair_keys,
+    world_columns,
+)
 from minternet.index_cache import ENV_CACHE, cache_folder, cache_root, read_cache, write_cache
 from minternet.json_records import (
     CHUNK_ROWS,
-    Chunk,
-    Columns,
     InterHandFormatError,
     JsonStream,
     Record,
+    chunked,
     cycle_collection_paused,
     read_json,
 )
@@ -42,10 +50,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 KINDS = ("data", "camera", "joint_3d")
-HAND_TYPES = {"right": (1, 0), "left": (0, 1), "interacting": (1, 1)}
-"""``hand_type`` string -> [right, left] bits, as mmpose encodes it."""
-_HAND_TYPE_CODES = {name: code for code, name in enumerate(HAND_TYPES)}
-_HAND_TYPE_BITS = np.array(list(HAND_TYPES.values()), dtype=np.uint8)
 INDEX_VERSION = 2
 """Bump when the index's fields, their meaning or the cache format change, so old caches are
 rebuilt (2: a folder of memory-mapped .npy files instead of an .npz)."""
@@ -121,16 +125,6 @@ def find_annotation_files(root: Path | str, split: str | None = None) -> Annotat
     return AnnotationFiles(*paths, image_prefix=prefix)
 
 
-def _camera(cameras: Record, capture: int, cam: str) -> Camera:
-    """Camera ``cam`` of ``capture`` from the camera file."""
-    record = cameras.sub(str(capture))
-    shapes = {"campos": (3,), "camrot": (3, 3), "focal": (2,), "princpt": (2,)}
-    values = {name: record.sub(name).array(cam, shape) for name, shape in shapes.items()}
-    if not (values["focal"] > 0).all():
-        raise record.sub("focal").fail(cam, f"must be positive, got {values['focal'].tolist()}")
-    return Camera(**values)
-
-
 def _read_data_file(
     files: AnnotationFiles,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[tuple[int, int], str]]:
@@ -138,116 +132,33 @@ def _read_data_file(
     in order of first use.
     """
     path, cameras = files.data, {}
-    images = Columns(path, "images[{}]", lambda chunk: _image_columns(chunk, files, cameras))
-    annotations = Columns(path, "annotations[{}]", _annotation_columns)
-    seen = set()
+    parts: dict[str, list[dict[str, np.ndarray]]] = {"images": [], "annotations": []}
     with JsonStream(path) as stream:
         for key in stream.members("(file)"):
-            seen.add(key)
-            if key in ("images", "annotations"):
-                columns = images if key == "images" else annotations
-                for i in stream.elements(f".{key}"):
-                    columns.add(stream.value(), i)
+            if key == "images":
+                for chunk in stream.chunks(".images", "images[{}]"):
+                    parts[key].append(image_columns(chunk, files.image_prefix, cameras))
+            elif key == "annotations":
+                for chunk in stream.chunks(".annotations", "annotations[{}]"):
+                    parts[key].append(annotation_columns(chunk))
             else:
                 stream.value()
         stream.end()
-    for key in {"images", "annotations"} - seen:
-        raise InterHandFormatError(path, f".{key}", "missing")
-    images_read = images.finish()
-    ids, counts = np.unique(images_read["image_id"], return_counts=True)
+    for key, chunks in parts.items():
+        if not chunks:  # even an empty array gives one chunk
+            raise InterHandFormatError(path, f".{key}", "missing")
+    images = _concatenate(parts["images"])
+    ids, counts = np.unique(images["image_id"], return_counts=True)
     if (counts > 1).any():  # a second image would silently take the first one's labels
         twice = ids[np.argmax(counts > 1)]
-        i, j = np.flatnonzero(images_read["image_id"] == twice)[:2]
+        i, j = np.flatnonzero(images["image_id"] == twice)[:2]
         raise InterHandFormatError(path, f"images[{j}].id", f"image id {twice} repeats images[{i}]")
-    return images_read, annotations.finish(), cameras
+    return images, _concatenate(parts["annotations"]), cameras
 
 
-def _image_columns(
-    chunk: Chunk, files: AnnotationFiles, cameras: dict[tuple[int, int], str]
-) -> dict[str, np.ndarray]:
-    """Index columns of some ``images[]`` records; adds the cameras they use first to
-    ``cameras``.
-    """
-    columns = {"image_id": chunk.ints("id")}
-    for key in ("capture", "camera", "frame_idx", "width", "height"):
-        columns[key] = _int32(chunk, key)
-    for side in ("width", "height"):
-        if not columns[side].all():
-            raise chunk.record(int(np.argmin(columns[side]))).fail(side, "must be positive")
-    names = chunk.column("file_name")
-    for j, name in enumerate(names):
-        if not isinstance(name, str) or not name:
-            raise chunk.record(j).fail("file_name", "expected a relative image path")
-        if os.path.isabs(name) or "\\" in name or ".." in name.split("/"):
-            raise chunk.record(j).fail(
-                "file_name",
-                f"image id {columns['image_id'][j]}: {name!r} leaves the image folder "
-                "(absolute, or climbing with '..')",
-            )
-    paths = [os.path.join(files.image_prefix, name).encode() for name in names]
-    columns["image_path"] = np.asarray(paths, dtype=bytes)
-    seq_names = [str(name).encode() for name in chunk.column("seq_name")]
-    columns["seq_name"] = np.asarray(seq_names, dtype=bytes)
-    has_subject = ["subject" in image for image in chunk.values]  # optional: -1 if absent
-    subjects = (
-        _int32(chunk, "subject")
-        if all(has_subject)
-        else [chunk.record(j).int("subject") if has else -1 for j, has in enumerate(has_subject)]
-    )
-    columns["subject"] = np.asarray(subjects, dtype=np.int32)
-    pairs = _pair_keys(columns["capture"], columns["camera"])
-    _, first = np.unique(pairs, return_index=True)
-    keys = chunk.column("camera")
-    for j in np.sort(first):  # the camera file names a camera as the data file does
-        cameras.setdefault((int(columns["capture"][j]), int(columns["camera"][j])), str(keys[j]))
-    return columns
-
-
-def _int32(chunk: Chunk, key: str) -> np.ndarray:
-    """(n,) int32 of :meth:`Chunk.ints` (an index column's dtype)."""
-    values = chunk.ints(key)
-    if len(values) and values.max() > np.iinfo(np.int32).max:
-        raise chunk.record(int(np.argmax(values))).fail(key, "too large for int32")
-    return values.astype(np.int32)
-
-
-def _pair_keys(high: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """One int64 per (high, low) pair of non-negative int32s, ordered like the pairs."""
-    return high.astype(np.int64) << 32 | low
-
-
-def _annotation_columns(chunk: Chunk) -> dict[str, np.ndarray]:
-    """Columns of some ``annotations[]`` records (hand_type as a row of _HAND_TYPE_BITS)."""
-    hand_types = chunk.column("hand_type")
-    codes = [_HAND_TYPE_CODES.get(t) if isinstance(t, str) else None for t in hand_types]
-    if None in codes:
-        j = codes.index(None)
-        raise chunk.record(j).fail(
-            "hand_type", f"expected one of {sorted(HAND_TYPES)}, got {hand_types[j]!r}"
-        )
-    return {
-        "ann_id": chunk.ints("id"),
-        "image_id": chunk.ints("image_id"),
-        "hand_type": np.asarray(codes, dtype=np.uint8),
-        "hand_type_valid": chunk.flags("hand_type_valid"),
-        "bbox": _boxes(chunk),
-        "joint_valid": chunk.numbers("joint_valid", (NUM_JOINTS,), flags=True).astype(np.uint8),
-    }
-
-
-def _boxes(chunk: Chunk) -> np.ndarray:
-    """(n, 4) float32 boxes [x_min, y_min, w, h]; a box without area would be mirrored or
-    divide by zero in the crop."""
-    boxes = chunk.numbers("bbox", (4,)).astype(np.float32)
-    flat = ~(boxes[:, 2:] > 0).all(axis=1)
-    if flat.any():
-        j = int(np.argmax(flat))
-        raise chunk.record(j).fail(
-            "bbox",
-            f"annotation id {chunk.values[j].get('id')}: width and height must be positive, "
-            f"got {boxes[j, 2:].tolist()}",
-        )
-    return boxes
+def _concatenate(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The columns of consecutive chunks as one set of columns, (rows, ...)."""
+    return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
 
 
 def _first_annotations(image_ids: np.ndarray, ann_image_ids: np.ndarray, path: Path) -> np.ndarray:
@@ -263,32 +174,33 @@ def _first_annotations(image_ids: np.ndarray, ann_image_ids: np.ndarray, path: P
     return first[pos]
 
 
+def _frames(
+    stream: JsonStream, wanted: Container[tuple[str, str]], captures: set[str]
+) -> Iterator[tuple[Any, tuple[str, str]]]:
+    """The joint file's records of the (capture, frame) keys in ``wanted``, each with its
+    keys; every capture key met is added to ``captures``."""
+    for c in stream.members("(file)"):
+        captures.add(c)
+        for f in stream.members(f".{c}"):
+            record = stream.value()
+            if (c, f) in wanted:
+                yield record, (c, f)
+
+
 def _read_joint_file(
     path: Path, capture: np.ndarray, frame: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """World joints of the frames the images show, (F, 42, 3) float64 mm, and each image's
     row in them, (N,). Only those frames are read into arrays (and checked).
     """
-    keys, rows = np.unique(_pair_keys(capture, frame), return_inverse=True)
+    keys, rows = np.unique(pair_keys(capture, frame), return_inverse=True)
     wanted = {(str(k >> 32), str(k & 0xFFFFFFFF)): row for row, k in enumerate(keys.tolist())}
-    found = Columns(
-        path,
-        ".{}.{}",
-        lambda chunk: {
-            "row": np.asarray([wanted[place] for place in chunk.places], dtype=np.int64),
-            "world_coord": chunk.numbers("world_coord", (NUM_JOINTS, 3)),
-        },
-    )
-    captures = set()
+    captures: set[str] = set()
     with JsonStream(path) as stream:
-        for c in stream.members("(file)"):
-            captures.add(c)
-            for f in stream.members(f".{c}"):
-                record = stream.value()
-                if (c, f) in wanted:
-                    found.add(record, c, f)
+        frames = _frames(stream, wanted, captures)
+        parts = [world_columns(chunk, wanted) for chunk in chunked(path, ".{}.{}", frames)]
         stream.end()
-    table = found.finish()
+    table = _concatenate(parts)
     world = np.zeros((len(keys), NUM_JOINTS, 3))
     world[table["row"]] = table["world_coord"]  # a repeated key: the last one wins, as in json
     missing = np.ones(len(keys), dtype=bool)
@@ -310,14 +222,14 @@ def build_index(files: AnnotationFiles) -> dict[str, np.ndarray]:
     with cycle_collection_paused():
         images, anns, camera_keys = _read_data_file(files)
     cameras = Record(read_json(files.camera), files.camera, "")
-    used = [_camera(cameras, capture, key) for (capture, _), key in camera_keys.items()]
+    used = [camera(cameras, capture, key) for (capture, _), key in camera_keys.items()]
     first = _first_annotations(images["image_id"], anns.pop("image_id"), files.data)
     index = images | {key: value[first] for key, value in anns.items()}
-    pairs = _pair_keys(*np.array(list(camera_keys), dtype=np.int64).reshape(-1, 2).T)
+    pairs = pair_keys(*np.array(list(camera_keys), dtype=np.int64).reshape(-1, 2).T)
     order = np.argsort(pairs)
-    at = np.searchsorted(pairs, _pair_keys(index["capture"], index["camera"]), sorter=order)
+    at = np.searchsorted(pairs, pair_keys(index["capture"], index["camera"]), sorter=order)
     index["camera_row"] = order[at].astype(np.int32)
-    index["hand_type"] = _HAND_TYPE_BITS[index["hand_type"]]
+    index["hand_type"] = HAND_TYPE_BITS[index["hand_type"]]
     for key, shape in (("campos", (3,)), ("camrot", (3, 3)), ("focal", (2,)), ("princpt", (2,))):
         values = [getattr(camera, key) for camera in used]
         index[f"cam_{key}"] = np.asarray(values, dtype=np.float64).reshape(-1, *shape)

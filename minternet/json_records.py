@@ -2,9 +2,10 @@
 
 ``json.load`` of InterHand2.6M's train data file (about 1 GB) builds several GB of Python
 objects before a single array exists. Here :class:`JsonStream` walks a file front to back,
-decoding one record at a time, and :class:`Columns` turns every :data:`CHUNK_ROWS` records
-into numpy arrays, so a reader holds at most one chunk of per-record Python objects. Every
-problem is an :class:`InterHandFormatError` naming the file and the field.
+decoding one record at a time, and hands its reader (the index builder, which pulls them)
+every :data:`CHUNK_ROWS` records as one :class:`Chunk` to read into numpy columns, so it
+holds at most one chunk of per-record Python objects. Every problem is an
+:class:`InterHandFormatError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import gc
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,11 @@ class JsonStream:
             if self._take(",]") == "]":
                 return
 
+    def chunks(self, where: str, name: str) -> Iterator[Chunk]:
+        """Enter the array at ``where`` and yield its elements in :func:`chunked` chunks,
+        element ``i`` named ``name.format(i)``."""
+        return chunked(self.path, name, ((self.value(), (i,)) for i in self.elements(where)))
+
     def end(self) -> None:
         """Check that nothing but blanks follows the top-level value."""
         if self._peek():
@@ -281,31 +287,23 @@ CHUNK_ROWS = 1 << 13
 """Records read into columns at a time: bounds the Python objects a reader holds (tens of MB)."""
 
 
-class Columns:
-    """Records added one at a time, read into numpy columns :data:`CHUNK_ROWS` at a time.
+def chunked(path: Path, where: str, records: Iterable[tuple[Any, tuple]]) -> Iterator[Chunk]:
+    """``records``, (value, place) pairs, gathered into :class:`Chunk` s of
+    :data:`CHUNK_ROWS` (``where`` as there); the last one may be empty, so that even no
+    records give one chunk to read typed columns from.
 
-    ``read`` turns a :class:`Chunk` (``where`` as there) into its columns, name -> (n, ...).
+    A chunk is emptied when the next one is drawn: read its columns in the loop's body, so
+    at most one chunk of decoded records is alive.
     """
-
-    def __init__(
-        self, path: Path, where: str, read: Callable[[Chunk], dict[str, np.ndarray]]
-    ) -> None:
-        self.path, self.where, self.read = path, where, read
-        self.values: list[Any] = []
-        self.places: list[tuple] = []
-        self.chunks: list[dict[str, np.ndarray]] = []
-
-    def add(self, value: Any, *place: Any) -> None:
-        self.values.append(value)
-        self.places.append(place)
-        if len(self.values) == CHUNK_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        self.chunks.append(self.read(Chunk(self.path, self.where, self.values, self.places)))
-        self.values, self.places = [], []
-
-    def finish(self) -> dict[str, np.ndarray]:
-        """Every column, all records, (rows, ...)."""
-        self._flush()
-        return {key: np.concatenate([c[key] for c in self.chunks]) for key in self.chunks[0]}
+    values: list[Any] = []
+    places: list[tuple] = []
+    for value, place in records:
+        values.append(value)
+        places.append(place)
+        if len(values) == CHUNK_ROWS:
+            yield Chunk(path, where, values, places)
+            # Emptied, not only dropped: the caller's loop variable still holds the chunk.
+            values.clear()
+            places.clear()
+            values, places = [], []
+    yield Chunk(path, where, values, places)

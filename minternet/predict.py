@@ -222,7 +222,7 @@ def write_outputs(prediction: Prediction, image: np.ndarray, out: str | os.PathL
     # Drawing needs matplotlib and plotly: imported here, so `import minternet` stays light.
     import matplotlib.pyplot as plt
 
-    from minternet import viz
+    from minternet import viz, viz3d
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -239,9 +239,9 @@ def write_outputs(prediction: Prediction, image: np.ndarray, out: str | os.PathL
     ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, color="white", linestyle=":"))
     ax.figure.savefig(paths["png"], dpi=100, bbox_inches="tight")
     plt.close(ax.figure)
-    figure = viz.hands_3d_figure(prediction.joint_cam, shown, space="camera",
-                                 title=f"{name}: camera space, mm ({prediction.anchor} wrist at "
-                                       f"{prediction.root_depth:g} mm)")
+    figure = viz3d.hands_3d_figure(prediction.joint_cam, shown, space="camera",
+                                   title=f"{name}: camera space, mm ({prediction.anchor} wrist "
+                                         f"at {prediction.root_depth:g} mm)")
     figure.write_html(paths["html"], include_plotlyjs="directory")
     return paths
 

@@ -2,6 +2,8 @@
 
 * A chapter uses only package modules that its own or an earlier chapter introduces, where
   "introduces" is the README's chapter table.
+* The README's table names every module of the package, and only those; the modules a
+  chapter's **Builds:** line names exist and are among its row's.
 * The chapters named in :data:`WITH_REQUIREMENTS` open with the "Before you start" block.
 * Every link in the book's text points to a host of :data:`ALLOWED_HOSTS`.
 """
@@ -51,8 +53,21 @@ def readme_modules() -> dict[str, set[str]]:
     for line in (ROOT / "README.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 4 and re.fullmatch(r"\d+|[A-Z]", cells[0]):
-            table[cells[0]] = set(re.findall(r"`(\w+)`", cells[2]))
+            table[cells[0]] = set(re.findall(r"`([\w.]+)`", cells[2]))
     return table
+
+
+def package_modules() -> set[str]:
+    """Every module of the package as the README names it: ``interhand``, ``synth`` (its
+    ``__init__``), ``synth.hand``."""
+    package = ROOT / "minternet"
+    names = set()
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if parts:
+            names.add(".".join(parts))
+    return names
 
 
 def module_of(name: str) -> str | None:
@@ -132,8 +147,8 @@ def test_no_chapter_uses_a_module_before_the_chapter_that_introduces_it() -> Non
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("name", WITH_REQUIREMENTS)
-def test_chapter_opens_with_the_requirements_block(name: str) -> None:
+def requirements(name: str) -> dict[str, str]:
+    """The fields of chapter ``name``'s "Before you start" block, in order."""
     nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ")
@@ -141,12 +156,40 @@ def test_chapter_opens_with_the_requirements_block(name: str) -> None:
                       re.MULTILINE | re.DOTALL)
     assert match, f"{name}: the first cell has no 'Before you start' block"
     items = re.sub(r"\n +", " ", match.group(1))  # an item's continuation lines
-    fields = dict(re.findall(r"^\* \*\*([\w ]+):\*\* (.+)$", items, re.MULTILINE))
+    return dict(re.findall(r"^\* \*\*([\w ]+):\*\* (.+)$", items, re.MULTILINE))
+
+
+@pytest.mark.parametrize("name", WITH_REQUIREMENTS)
+def test_chapter_opens_with_the_requirements_block(name: str) -> None:
+    fields = requirements(name)
     assert list(fields) == ["Builds", "Needs", "Runs for", "Know first"], fields
     assert fields["Needs"].startswith(NEEDS), fields["Needs"]
     runs = fields["Runs for"]
     assert re.search(r"\d+ (s|min) on a 2-core CPU", runs), runs
     assert "Colab GPU" in runs, runs
+
+
+def test_readme_table_names_every_package_module_and_no_other() -> None:
+    listed = set().union(*readme_modules().values())
+    modules = package_modules()
+    assert {"interhand", "synth", "synth.hand", "__main__"} <= modules
+    unlisted, unknown = sorted(modules - listed), sorted(listed - modules)
+    assert not unlisted, f"modules no chapter of the README's table introduces: {unlisted}"
+    assert not unknown, f"the README's table names no such module: {unknown}"
+
+
+@pytest.mark.parametrize("name", WITH_REQUIREMENTS)
+def test_builds_line_names_modules_of_its_readme_row(name: str) -> None:
+    # The list closes the line: "...: `codec`, `model.HandHead`, `losses`." (a module or
+    # one of its names); a chapter that builds no module ends without one.
+    named = re.findall(r"`([\w.]+)`", requirements(name)["Builds"].rsplit(": ", 1)[-1])
+    row = readme_modules()[chapter_key(BOOK / f"{name}.ipynb")]
+    for entry in named:
+        module, _, attribute = entry.partition(".")
+        assert module in row, f"{name} builds `{entry}`, which its README row does not list"
+        assert module in package_modules(), f"{name} builds `{entry}`: no such module"
+        if attribute:
+            assert hasattr(importlib.import_module(f"minternet.{module}"), attribute), entry
 
 
 def book_texts() -> list[tuple[str, str]]:

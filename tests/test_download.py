@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import Server
 
-from minternet import archive, transfer
+from minternet import archive, fetching, transfer
 from minternet import download as dl
 from minternet.__main__ import main
 from minternet.archive import ArchiveError, UnsafeArchiveError
@@ -120,7 +120,7 @@ def test_transfer_failing_every_retry_keeps_the_partial_file(
 ) -> None:
     part = dl.PARTS[0]
     server.drop[part] = 3
-    with pytest.raises(dl.TransferError, match=rf"{part}: transfer failed 3 times") as info:
+    with pytest.raises(fetching.TransferError, match=rf"{part}: transfer failed 3 times") as info:
         run(server, tmp_path, retries=2)
     assert "run again to resume" in str(info.value)
     assert transfer.partial_path(tmp_path / "archives" / part).is_file()
@@ -136,7 +136,7 @@ def test_corrupt_part_is_reported_deleted_and_never_unpacked(
     data = bytearray((release / part).read_bytes())
     data[10] ^= 0xFF
     (release / part).write_bytes(bytes(data))
-    with pytest.raises(dl.CorruptFileError, match=rf"{part}: md5 .* differs"):
+    with pytest.raises(fetching.CorruptFileError, match=rf"{part}: md5 .* differs"):
         run(server, tmp_path)
     left = [p.name for p in (tmp_path / "archives").iterdir()]
     assert part not in left and transfer.partial_path(part).name not in left
@@ -147,7 +147,8 @@ def test_missing_part_names_it_before_any_download(
     server: Server, release: Path, tmp_path: Path
 ) -> None:
     (release / dl.PARTS[30]).unlink()
-    with pytest.raises(dl.MissingFileError, match=rf"{dl.PARTS[30]}: not on the server \(HTTP 404"):
+    missing = rf"{dl.PARTS[30]}: not on the server \(HTTP 404"
+    with pytest.raises(fetching.MissingFileError, match=missing):
         run(server, tmp_path)
     assert server.gets() == []
 
@@ -326,7 +327,7 @@ def test_a_body_longer_than_announced_is_refused_as_it_comes(
 ) -> None:
     part = dl.PARTS[3]
     server.extra[part] = b"x" * 100_000  # HEAD announced the true size; the GET is longer
-    with pytest.raises(dl.TransferError, match=rf"{part}: the server announces \d+ bytes"):
+    with pytest.raises(fetching.TransferError, match=rf"{part}: the server announces \d+ bytes"):
         run(server, tmp_path, retries=3)
     assert len(server.gets(part)) == 1  # not retried: it would fail the same way
     assert not (tmp_path / "out" / "images").exists()
@@ -337,7 +338,7 @@ def test_a_trickling_server_meets_the_total_deadline(
 ) -> None:
     server.trickle.add(dl.CHECKSUM_FILE)
     started = time.monotonic()
-    with pytest.raises(dl.TransferError, match="not complete by the deadline"):
+    with pytest.raises(fetching.TransferError, match="not complete by the deadline"):
         run(server, tmp_path, deadline=0.3)
     assert time.monotonic() - started < 5
     args = ["download", "--out", str(tmp_path / "o"), "--archives", str(tmp_path / "a"),

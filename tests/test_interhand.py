@@ -267,6 +267,29 @@ def test_json_stream_walks_a_file_across_any_chunk_boundary(tmp_path, chunk):
     assert walked == value
 
 
+def test_json_stream_hands_out_chunks_one_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(json_records, "CHUNK_ROWS", 2)
+    records = [{"id": i} for i in range(5)]
+    path = write_text(tmp_path / "v_data.json", json.dumps({"images": records, "x": 1}))
+    with json_records.JsonStream(path) as stream:
+        assert next(stream.members("(file)")) == "images"
+        drawn, ids = [], []
+        for chunk in stream.chunks(".images", "images[{}]"):
+            drawn.append(chunk)
+            ids.append(chunk.ints("id").tolist())
+            assert chunk.record(0).where == f"images[{ids[-1][0]}]"
+        assert ids == [[0, 1], [2, 3], [4]]
+        # A chunk is emptied when the next is drawn: one chunk of records is alive at a time.
+        assert [len(chunk) for chunk in drawn] == [0, 0, 1]
+    # Even no records give one (empty) chunk, to read typed columns from.
+    empty = list(json_records.chunked(path, "images[{}]", iter([])))
+    assert len(empty) == 1 and empty[0].ints("id").shape == (0,)
+    with pytest.raises(InterHandFormatError) as err:
+        for chunk in json_records.chunked(path, ".{}.{}", [({"id": 1}, ("3", "7"))]):
+            chunk.ints("world_coord")
+    assert err.value.field == ".3.7.world_coord"
+
+
 STREAM_ERRORS = {
     "truncated": ('{"a": [1, 2', "(file)", "not valid JSON"),
     "missing comma": ('{"a": [1 2]}', "(file)", "not valid JSON"),

@@ -21,14 +21,14 @@ import torch
 from conftest import SMALL_RUN as SMALL
 from conftest import load_tool, options
 
-from minternet import checkpoint, engine
-from minternet import train as train_module
+from minternet import checkpoint, engine, train_loop
 from minternet.__main__ import main as cli_main
 from minternet.checkpoint import atomic_save, load_training_checkpoint
 from minternet.config import TINY, TrainConfig
 from minternet.distributed import ShardedSampler, setup
 from minternet.model import InterNet
-from minternet.train import LOSS_NAMES, NonFiniteLossError, Trainer, train
+from minternet.train import Trainer, train
+from minternet.train_loop import LOSS_NAMES, NonFiniteLossError
 
 
 def cli(*args: str) -> list[str]:
@@ -152,7 +152,7 @@ def test_non_finite_loss_stops_with_last_good_checkpoint(
     tree: Path, tmp_path: Path, monkeypatch
 ) -> None:
     calls = {"n": 0}
-    real_loss = train_module.internet_loss
+    real_loss = train_loop.internet_loss
 
     def poisoned(*args, **kwargs):
         losses = real_loss(*args, **kwargs)
@@ -161,7 +161,7 @@ def test_non_finite_loss_stops_with_last_good_checkpoint(
             losses["loss"] = losses["loss"] * float("nan")
         return losses
 
-    monkeypatch.setattr(train_module, "internet_loss", poisoned)
+    monkeypatch.setattr(train_loop, "internet_loss", poisoned)
     config = TINY.replace({**SMALL, "batch_size": "4", "checkpoint_steps": "1", "val_split": ""})
     with pytest.raises(NonFiniteLossError, match=r"not finite at epoch 1, step 3.*last\.pth"):
         train(config, tree, tmp_path / "run", progress=False, device="cpu")

@@ -15,14 +15,8 @@ import pytest
 
 from minternet.camera import Camera
 from minternet.skeleton import BONES, JOINT_NAMES, NUM_JOINTS, joint_color
-from minternet.viz import (
-    camera_frustum,
-    draw_skeleton,
-    drawable_bones,
-    hands_3d_figure,
-    history_figure,
-    show_skeleton,
-)
+from minternet.viz import draw_skeleton, drawable_bones, history_figure, show_skeleton
+from minternet.viz3d import camera_frustum, hands_3d_figure
 
 matplotlib.use("Agg")
 
