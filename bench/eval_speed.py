@@ -30,15 +30,11 @@ import torch
 from minternet import InterHandDataset, InterNet
 from minternet.codec import HeatmapCodec
 from minternet.config import CONFIGS
+from minternet.engine import synchronize
 from minternet.evaluate import infer, predict, score_predictions
 from minternet.loader import collate
 
 GIB = 2**30
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def device_rate(model: InterNet, images: torch.Tensor, mixed: bool, steps: int) -> dict:
@@ -48,13 +44,13 @@ def device_rate(model: InterNet, images: torch.Tensor, mixed: bool, steps: int) 
     with torch.no_grad():
         for _ in range(2):
             infer(model, images, codec, mixed)
-        _sync(device)
+        synchronize(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         for _ in range(steps):
             infer(model, images, codec, mixed)
-        _sync(device)
+        synchronize(device)
     seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated(device) / GIB if device.type == "cuda" else None
     return {"crops_per_second": steps * len(images) / seconds, "peak_gib": peak}

@@ -51,7 +51,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -62,7 +62,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from minternet import distributed
 from minternet import losses as loss_module
 from minternet.config import CONFIGS, PAPER
-from minternet.loader import make_loader
+from minternet.engine import loader_rate, synchronize, timed_steps
 from minternet.train import Trainer
 from minternet.transforms import normalize
 
@@ -72,24 +72,19 @@ MODES = ("previous", "eager", "compiled")
 GIB = 2**30
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_peak(device: torch.device, dtype: torch.dtype, size: int) -> float:
     """TFLOP/s of a (size x size) @ (size x size) product in ``dtype``: the device's peak."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     a @ b
-    _sync(device)
+    synchronize(device)
     repeats, started = 0, time.perf_counter()
     while repeats < 3 or time.perf_counter() - started < 0.5:
         a @ b
         repeats += 1
         if repeats % 4 == 0:
-            _sync(device)
-    _sync(device)
+            synchronize(device)
+    synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e12
 
 
@@ -152,24 +147,6 @@ def step_flops(trainer: Trainer, batch: dict[str, torch.Tensor]) -> int:
     return counter.get_total_flops()
 
 
-def timed(step: Callable[[], object], device: torch.device, warmup: int, steps: int) -> dict:
-    """Seconds of ``warmup`` calls, then mean seconds and peak device bytes of ``steps``."""
-    started = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    warm = time.perf_counter() - started
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    seconds = (time.perf_counter() - started) / steps
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return {"seconds": seconds, "peak_bytes": peak, "warmup_seconds": warm}
-
-
 def breakdown(trainer: Trainer, batch: dict[str, torch.Tensor], warmup: int, steps: int) -> dict:
     """ms per step of the backbone's forward + backward and the model's with a trivial loss
     (eager), and of the trainer's whole step, in the trainer's precision."""
@@ -194,7 +171,10 @@ def breakdown(trainer: Trainer, batch: dict[str, torch.Tensor], warmup: int, ste
         "model fwd+bwd, trivial loss": backward_of(whole_model),
         "full step": lambda: trainer.step(batch),
     }
-    return {name: 1e3 * timed(run, device, warmup, steps)["seconds"] for name, run in parts.items()}
+    return {
+        name: 1e3 * timed_steps(run, device, warmup, steps)["seconds"]
+        for name, run in parts.items()
+    }
 
 
 def epoch_rate(
@@ -236,22 +216,6 @@ def epoch_rate(
         "crops_per_second": record["samples_per_second"],
         "seconds": record["seconds"],
     }
-
-
-def loader_rate(trainer: Trainer, batch_size: int, workers: int, batches: int) -> float:
-    """Crops per second of a training loader with ``workers`` processes (after start-up)."""
-    loader = make_loader(trainer.train_set, batch_size, shuffle=True, num_workers=workers)
-
-    def endless() -> Iterator[dict[str, torch.Tensor]]:
-        while True:  # a small split is read several times over
-            yield from loader
-
-    it = endless()
-    next(it)
-    started = time.perf_counter()
-    for _ in range(batches):
-        next(it)
-    return batches * batch_size / (time.perf_counter() - started)
 
 
 def hours(crops: float, rate: float) -> float:
@@ -418,7 +382,7 @@ def main(argv: list[str] | None = None) -> dict:
                 else (lambda t=trainer, b=batch: t.step(b))
             )
             warmup = max(args.warmup, 2 if mode == "compiled" else 1)
-            measured = timed(step, ctx.device, warmup, args.steps)
+            measured = timed_steps(step, ctx.device, warmup, args.steps)
             cost[mode] = time.perf_counter() - began
             row = {
                 "batch": batch_size,
@@ -455,7 +419,8 @@ def main(argv: list[str] | None = None) -> dict:
             batch_size = trainer.config.batch_size
             batches = max(4, 64 // batch_size)
             loaders = {
-                w: loader_rate(trainer, batch_size, w, batches) for w in sorted({0, args.workers})
+                w: loader_rate(trainer.train_set, batch_size, w, batches)
+                for w in sorted({0, args.workers})
             }
     results["loader"] = loaders
     report(results)

@@ -1,15 +1,19 @@
 """The device side of a training step: mixed precision, torch.compile, batches copied
-ahead, and a loaded schedule changed in place (book chapter 8)."""
+ahead, a loaded schedule changed in place, and the rates of the step and the loader
+(book chapter 8)."""
 
 from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
+from torch.utils.data import Dataset
 
 from minternet.config import TrainConfig
+from minternet.loader import make_loader
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +89,46 @@ def apply_schedule(
     for group in optimizer.param_groups:
         group["initial_lr"], group["lr"] = config.lr, lr
     scheduler._last_lr = [lr] * len(scheduler.base_lrs)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously); nothing on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_steps(step: Callable[[], object], device: torch.device, warmup: int, steps: int) -> dict:
+    """Run ``step`` ``warmup`` times, then ``steps`` times: ``warmup_seconds`` in all, mean
+    ``seconds`` per step, and ``peak_bytes`` of device memory over the timed steps (None on
+    the CPU)."""
+    started = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    warm = time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    seconds = (time.perf_counter() - started) / steps
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return {"seconds": seconds, "peak_bytes": peak, "warmup_seconds": warm}
+
+
+def loader_rate(dataset: Dataset, batch_size: int, workers: int, batches: int) -> float:
+    """Crops per second a training loader of ``workers`` processes delivers, timed over
+    ``batches`` batches after the first (which waits for the workers to start)."""
+    loader = make_loader(dataset, batch_size, shuffle=True, num_workers=workers, seed=1)
+
+    def endless() -> Iterator[dict[str, torch.Tensor]]:
+        while True:  # a small split is read several times over
+            yield from loader
+
+    it = endless()
+    next(it)
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - started)

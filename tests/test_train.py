@@ -21,7 +21,7 @@ import torch
 from conftest import SMALL_RUN as SMALL
 from conftest import load_tool, options
 
-from minternet import checkpoint, engine, train_loop
+from minternet import InterHandDataset, checkpoint, engine, train_loop
 from minternet.__main__ import main as cli_main
 from minternet.checkpoint import atomic_save, load_training_checkpoint
 from minternet.config import TINY, TrainConfig
@@ -418,3 +418,14 @@ def test_heatmap_peak_scales_the_target_the_loss_is_taken_against(
     assert TINY.replace({"heatmap_peak": "16"}).heatmap_peak == 16.0
     with pytest.raises(ValueError, match="heatmap_peak must be a number"):
         dataclasses.replace(TINY, heatmap_peak=0.0)
+
+
+def test_rates_time_the_steps_asked_for(tree: Path) -> None:
+    calls = []
+    timed = engine.timed_steps(lambda: calls.append(time.sleep(0.01)), torch.device("cpu"),
+                               warmup=2, steps=3)  # fmt: skip
+    assert len(calls) == 5 and timed["peak_bytes"] is None
+    assert 0.01 <= timed["seconds"] < 0.5 and timed["warmup_seconds"] >= 0.02
+    dataset = InterHandDataset(tree, "train", train=True, input_size=64)
+    rate = engine.loader_rate(dataset, 4, workers=0, batches=3)
+    assert 0 < rate < float("inf")
