@@ -30,7 +30,7 @@ import torch
 from minternet import InterHandDataset, InterNet
 from minternet.codec import HeatmapCodec
 from minternet.config import CONFIGS
-from minternet.engine import synchronize
+from minternet.engine import timed_steps
 from minternet.evaluate import infer, predict, score_predictions
 from minternet.loader import collate
 
@@ -42,18 +42,9 @@ def device_rate(model: InterNet, images: torch.Tensor, mixed: bool, steps: int) 
     device, codec = images.device, HeatmapCodec.for_model(model.config)
     model.to(memory_format=torch.channels_last if mixed else torch.contiguous_format)
     with torch.no_grad():
-        for _ in range(2):
-            infer(model, images, codec, mixed)
-        synchronize(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        started = time.perf_counter()
-        for _ in range(steps):
-            infer(model, images, codec, mixed)
-        synchronize(device)
-    seconds = time.perf_counter() - started
-    peak = torch.cuda.max_memory_allocated(device) / GIB if device.type == "cuda" else None
-    return {"crops_per_second": steps * len(images) / seconds, "peak_gib": peak}
+        timed = timed_steps(lambda: infer(model, images, codec, mixed), device, 2, steps)
+    peak = timed["peak_bytes"] / GIB if timed["peak_bytes"] is not None else None
+    return {"crops_per_second": len(images) / timed["seconds"], "peak_gib": peak}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -29,12 +29,12 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 
 import torch
 
 from minternet import HeatmapCodec, InterHandDataset, InterNet, collate, normalize
+from minternet.engine import timed_steps
 from minternet.losses import (
     dense_heatmap_loss,
     heatmap_loss,
@@ -66,12 +66,8 @@ def dense_target(
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Mean seconds of ``fn`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+    """Mean seconds of ``fn`` over ``repeats`` calls after one warm-up call (on the CPU)."""
+    return timed_steps(fn, torch.device("cpu"), warmup=1, steps=repeats)["seconds"]
 
 
 def run_variant(variant: str, args: argparse.Namespace) -> dict[str, float]:

@@ -30,8 +30,9 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, type=folder, help="dataset root to write (created if missing)"
     )
     # One option per SynthSpec field, its default and meaning from the class.
+    defaults = SynthSpec()
     for spec_field in dataclasses.fields(SynthSpec):
-        name, default = spec_field.name, getattr(SynthSpec(), spec_field.name)
+        name, default = spec_field.name, getattr(defaults, spec_field.name)
         text = SynthSpec.HELP[name]
         if name == "images":
             for split, count in default.items():

@@ -77,6 +77,13 @@ def device(text: str) -> str:
     return text
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``, checked by :func:`device`, for the verbs that run a model."""
+    parser.add_argument(
+        "--device", type=device, default=None, help="e.g. cpu or cuda:0 (default: CUDA if any)"
+    )
+
+
 def numbers(
     count: int, names: str, positive: bool = False
 ) -> Callable[[str], tuple[float, ...]]:

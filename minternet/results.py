@@ -19,7 +19,7 @@ from minternet.camera import project
 from minternet.codec import HeatmapCodec
 from minternet.dataset import InterHandDataset
 from minternet.evaluate import Predictions, oracle_predictions, predict, score_predictions
-from minternet.metrics import METRIC_KEYS, Protocol, json_metrics
+from minternet.metrics import METRIC_KEYS, ROOT_OF_JOINT, Protocol, json_metrics
 from minternet.model import InterNet
 
 TABLE_COLUMNS = ("Set", "Arch", "Input Size", *(key.replace("_", "-") for key in METRIC_KEYS))
@@ -136,7 +136,7 @@ def prediction_records(
     for p in picks:
         row = int(rows[p])
         joint_cam = index["joint_cam"][row].astype(np.float64)  # (42, 3) mm
-        wrists = joint_cam[[20] * 21 + [41] * 21, 2]  # each joint's own wrist depth
+        wrists = joint_cam[list(ROOT_OF_JOINT), 2]  # each joint's own wrist depth
         gt = np.concatenate([project(joint_cam, index["focal"][row], index["princpt"][row]),
                              (joint_cam[:, 2] - wrists)[:, None]], axis=1)  # fmt: skip
         records.append({
