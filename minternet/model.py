@@ -113,7 +113,8 @@ SMALL_CONFIG = InterNetConfig(
 """``InterNet(SMALL_CONFIG)``: about 14.4 M parameters, 128 x 128 input, 16^3 heatmaps;
 small enough to train on a CPU. The heads keep 128 channels: the last 1 x 1 convolution
 maps them to 42 x 16 depth slices, and with 32 (tried first) chapter 8's run learnt
-little: 0.88x the average pose's error after 16 epochs, against 0.74x."""
+little on the earlier data_samples/: 0.88x the average pose's error after 16 epochs, against
+0.74x."""
 
 
 class InterNetOutput(NamedTuple):

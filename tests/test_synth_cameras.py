@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minternet.synth.cameras import sample_cameras
+from minternet.synth.cameras import FRONT_ARC, sample_cameras
 
 
 @pytest.mark.parametrize("n_cameras", [1, 16, 80])
@@ -43,10 +43,15 @@ def test_camera_dome_mixes_grey_portrait_and_directions() -> None:
     assert sum(c.grey for c in cameras) == 20
     assert sum(c.height > c.width for c in cameras) == 20
     directions = np.array([c.camera.campos / np.linalg.norm(c.camera.campos) for c in cameras])
-    # Spread all round: every horizontal quadrant holds cameras, and some look from above.
+    # Spread round the front and sides: every horizontal quadrant holds cameras, some look
+    # from above, and none from behind the subject (on the -z side, facing +z).
     quadrant = (np.arctan2(directions[:, 2], directions[:, 0]) // (np.pi / 2)).astype(int)
     assert set(quadrant.tolist()) == {-2, -1, 0, 1}
     assert (directions[:, 1] < -0.8).any()
+    round_from_front = np.degrees(np.abs(np.arctan2(directions[:, 0], directions[:, 2])))
+    assert round_from_front.max() <= FRONT_ARC + 3.0
+    assert round_from_front.max() > FRONT_ARC - 15.0  # the sides are covered
+    assert (round_from_front < 15.0).any()
 
 
 def test_cameras_are_deterministic() -> None:

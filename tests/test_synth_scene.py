@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from minternet.skeleton import BONES
 from minternet.synth.cameras import sample_cameras
-from minternet.synth.hand import hand_capsules, sample_shape
+from minternet.synth.hand import hand_capsules, palmar_directions, sample_shape
 from minternet.synth.scene import (
     CLEARANCE,
     INTERACTIONS,
@@ -146,6 +146,28 @@ def test_sequences_move_smoothly_around_the_origin(interacting) -> None:
         assert np.abs(palm_centres.mean(axis=1)).max() <= 60.0 + 1e-6
         assert np.abs(joints).max() < 400.0
         assert np.linalg.norm(np.diff(joints, axis=0), axis=-1).max() < 25.0, seq.motion
+
+
+def test_hands_are_held_in_front_of_the_body_on_their_own_side() -> None:
+    """The forearm (middle MCP -> wrist, on to the elbow) runs back towards the subject (-z)
+    and down, out to the hand's own side (+x right, -x left); the fingers rarely point at the
+    floor; palms face every way, as the forearm turns."""
+    for kind, side in (("right", 1.0), ("left", -1.0)):
+        elbow, palm = [], []
+        for seed in range(300):
+            seq = sequence(seed, kind, 2)
+            joints = hands(seq.joint_world)[0, 0 if kind == "right" else 1]
+            forearm = joints[20] - joints[11]
+            elbow.append(forearm / np.linalg.norm(forearm))
+            palm.append(palmar_directions(joints, kind)[24])
+        elbow, palm = np.array(elbow), np.array(palm)
+        # A uniformly turned hand would give 0.5 for each of the first three.
+        assert np.mean(elbow[:, 2] < 0) > 0.8  # back towards the body
+        assert np.mean(elbow[:, 1] > 0) > 0.65  # and down
+        assert np.mean(side * elbow[:, 0] > 0) > 0.6  # on the hand's own side
+        assert np.mean(elbow[:, 1] < -0.7) < 0.05  # fingers seldom straight down
+        assert (palm[:, 1] > 0.7).any() and (palm[:, 1] < -0.7).any()  # palm down, palm up
+        assert np.mean(side * palm[:, 0] < 0) > 0.55  # most often towards the midline
 
 
 def test_sequences_are_deterministic() -> None:

@@ -1,9 +1,11 @@
 """The camera dome that films the synthetic hands, in InterHand2.6M's conventions (appendix A).
 
-Up to 1000 cameras spread over a dome around the scene centre (elevations -20..75 deg,
-600-1200 mm away) and aim at it, upright (image down close to world down, +y). Focal
-lengths lie in 1200-1600 px and principal points within 7 px of the image centre; about a
-quarter of the cameras are portrait (334 x 512 instead of 512 x 334) and a quarter grey.
+Up to 1000 cameras spread over the front and sides of a dome around the scene centre
+(elevations -20..75 deg, within :data:`FRONT_ARC` of straight ahead of the subject, who sits
+on the -z side facing +z; 600-1200 mm away) and aim at it, upright (image down close to
+world down, +y). Focal lengths lie in 1200-1600 px and principal points within 7 px of the
+image centre; about a quarter of the cameras are portrait (334 x 512 instead of 512 x 334)
+and a quarter grey.
 As in the real dataset, colour cameras are named 400xxx and grey ones 410xxx.
 """
 
@@ -14,6 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from minternet.camera import Camera
+
+FRONT_ARC = 110.0
+"""deg: cameras sit at most this far round from the +z axis, the subject's line of sight:
+the subject's own body hides the hands from the cameras behind them."""
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
@@ -42,8 +48,9 @@ def sample_cameras(
 ) -> list[CameraSpec]:
     """A dome of ``n_cameras`` (at most 1000) looking at ``centre`` (3,) mm, world.
 
-    Directions spread evenly (golden-angle spiral, jittered) over elevations -20..75 deg, so
-    the dome covers the top and the sides; 600-1200 mm away (1000 mm on average), focal
+    Directions spread evenly (golden-ratio steps round the arc, jittered) over elevations
+    -20..75 deg and azimuths within :data:`FRONT_ARC` of +z, so the dome covers the top, the
+    front and the sides; 600-1200 mm away (1000 mm on average), focal
     1200-1600 px, so 334 px span 125-330 mm at the centre. About a quarter are grey
     (410xxx) and a quarter portrait (334 x 512, image up still world up as in the real
     portrait views). Each aims within 4 mm of the centre, rolled by at most 4 deg, principal
@@ -56,8 +63,9 @@ def sample_cameras(
     sin_elev = (
         lo + (hi - lo) * (np.arange(n_cameras) + rng.uniform(0.2, 0.8, n_cameras)) / n_cameras
     )
-    azimuth = rng.uniform(0, 2 * np.pi) + np.pi * (3 - np.sqrt(5)) * np.arange(n_cameras)
-    azimuth += rng.normal(0.0, 0.05, n_cameras)
+    arc = (rng.uniform() + (np.sqrt(5) - 1) / 2 * np.arange(n_cameras)) % 1.0  # even spread
+    azimuth = np.pi / 2 + np.radians(FRONT_ARC) * (2.0 * arc - 1.0)  # +z at pi / 2
+    azimuth += np.clip(rng.normal(0.0, 0.05, n_cameras), -0.05, 0.05)
     cos_elev = np.sqrt(1 - sin_elev**2)
     directions = np.stack([cos_elev * np.cos(azimuth), -sin_elev, cos_elev * np.sin(azimuth)], 1)
     # Mostly far, like the real ~1 m dome, so that the close ones' narrow views are rare.

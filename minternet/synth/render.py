@@ -118,9 +118,10 @@ def _surface(hit: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     point on the capsule's axis."""
     rel, axis = hit - seg[:, 0], seg[:, 1] - seg[:, 0]
     along = np.einsum("ij,ij->i", rel, axis) / np.maximum(np.einsum("ij,ij->i", axis, axis), 1e-9)
-    along = np.clip(along, 0.0, 1.0)
+    np.clip(along, 0.0, 1.0, out=along)
     normal = rel - along[:, None] * axis
-    return normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9), along
+    length = np.sqrt(np.einsum("ij,ij->i", normal, normal))
+    return normal / np.maximum(length, 1e-9)[:, None], along
 
 
 def _shade(
@@ -128,12 +129,14 @@ def _shade(
 ) -> np.ndarray:
     """(N, 3) RGB in [0, 1] of surface points ``hit`` (N, 3) mm with unit ``normal`` (N, 3),
     ``albedo`` (N, 3) and extra specular weight ``gloss`` (N,)."""
-    view = -hit / np.linalg.norm(hit, axis=1, keepdims=True)
-    lights = np.asarray(light.directions, dtype=np.float64)
+    dtype = normal.dtype  # float32 is plenty for 8-bit colours, and faster
+    view = -hit / np.sqrt(np.einsum("ij,ij->i", hit, hit))[:, None]
+    lights = np.asarray(light.directions, dtype=dtype)
     lights /= np.linalg.norm(lights, axis=1, keepdims=True)
-    diffuse = light.ambient + np.maximum(normal @ lights.T, 0.0) @ np.asarray(light.intensities)
+    intensities = np.asarray(light.intensities, dtype=dtype)
+    diffuse = light.ambient + np.maximum(normal @ lights.T, 0.0) @ intensities
     half = lights[0] + view
-    half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
+    half /= np.maximum(np.sqrt(np.einsum("ij,ij->i", half, half)), 1e-9)[:, None]
     highlight = np.maximum(np.einsum("ij,ij->i", normal, half), 0.0) ** light.shininess
     spec = (light.specular + gloss) * highlight
     rim = light.rim * (1.0 - np.clip(np.einsum("ij,ij->i", normal, view), 0.0, 1.0)) ** 3
@@ -178,7 +181,7 @@ def render_capsules(
         albedo = np.array([colors[int(o)] for o in owner], dtype=np.float64).reshape(-1, 3)
     else:
         albedo = np.broadcast_to(np.asarray(colors, dtype=np.float64), (len(seg), 3))
-    jitter = 1.0 + shade_jitter * np.sin(2.4 * np.arange(len(seg)))
+    jitter = (1.0 + shade_jitter * np.sin(2.4 * np.arange(len(seg)))).astype(np.float32)
 
     xs = ((np.arange(width) - princpt[0]) / focal[0])[None, :]
     ys = ((np.arange(height) - princpt[1]) / focal[1])[:, None]
@@ -197,10 +200,12 @@ def render_capsules(
 
     drawn = np.flatnonzero(winner >= 0)
     cap, row, col = winner.reshape(-1)[drawn], drawn // width, drawn % width
+    # Shading in float32: the hit points and normals need far less than float64 for 8-bit
+    # colours, and the per-pixel work is most of a view's time.
     hit = np.column_stack([xs[0, col], ys[row, 0], np.ones(len(drawn))])
-    hit *= depth.reshape(-1)[drawn, None]
+    hit = (hit * depth.reshape(-1)[drawn, None]).astype(np.float32)
     image = np.zeros((height, width, 3), np.uint8) if background is None else background.copy()
-    normal, along = _surface(hit, seg[cap])
+    normal, along = _surface(hit, seg.astype(np.float32)[cap])
     if surface is None:
         albedo_px, gloss = albedo[cap], np.zeros(len(cap))
     else:

@@ -146,12 +146,38 @@ _SMOOTH = 3
 """frames: half window of the running max and mean that smooth the contact positions."""
 
 
-def _uniform_rotation(rng: np.random.Generator) -> np.ndarray:
-    """(3, 3) rotation drawn uniformly (a normalised Gaussian quaternion)."""
-    q = rng.normal(size=4)
-    q *= np.sign(q[0]) / np.linalg.norm(q)
-    vec_norm = np.linalg.norm(q[1:])
-    return rotation_matrix(q[1:] / max(vec_norm, 1e-12) * 2 * np.arctan2(vec_norm, q[0]))
+FOREARM_MEAN = (0.45, 0.6, -1.0)
+"""World direction, wrist -> elbow, about which a right forearm is drawn: the subject sits on
+the -z side of the scene centre facing +z (so their right is +x, with y down) and holds the
+hands up in front, elbows down, back and out to the side."""
+FOREARM_SPREAD = 35.0
+"""deg: standard deviation of the forearm's angle from :data:`FOREARM_MEAN`."""
+WRIST_BEND = 30.0
+"""deg: at most this between the hand's axis (wrist -> middle MCP) and the forearm's line."""
+FOREARM_ROLL = 135.0
+"""deg: the palm turns at most this far either way from facing the body's midline (thumb
+up): palm down at -90, palm up at +90, as far as the forearm and shoulder turn."""
+
+
+def held_rotation(rng: np.random.Generator) -> np.ndarray:
+    """(3, 3) hand-local -> world rotation of a right hand held up in front of the subject.
+
+    Real hands are filmed on the end of an arm: the forearm leaves the picture towards the
+    body, so fingers seldom point down at the floor, and which way the arm runs, together
+    with which side of the hand faces the camera, is part of what tells the hands apart.
+    Local frame: +y wrist -> middle MCP, +z palmar, +x radial (towards the thumb).
+    """
+    mean = np.asarray(FOREARM_MEAN) / np.linalg.norm(FOREARM_MEAN)
+    tilt = np.radians(rng.normal(0.0, FOREARM_SPREAD, 3))
+    elbow = rotation_matrix(tilt - mean * (tilt @ mean)) @ mean  # a turn off the mean line
+    bend = rng.normal(size=3)
+    bend -= elbow * (bend @ elbow)
+    bend *= np.radians(rng.uniform(0.0, WRIST_BEND)) / np.linalg.norm(bend)
+    fingers = rotation_matrix(bend) @ -elbow
+    medial = np.array([-1.0, 0.0, 0.0]) - fingers * -fingers[0]  # palm towards the midline
+    palm = rotation_matrix(fingers * np.radians(rng.uniform(-FOREARM_ROLL, FOREARM_ROLL)))
+    palm = palm @ (medial / np.linalg.norm(medial))
+    return np.stack([np.cross(fingers, palm), fingers, palm], axis=1)
 
 
 def _wander(
@@ -248,9 +274,10 @@ def sample_sequence(
     "interacting".
 
     One hand runs through a single-hand motion (:data:`SINGLE_MOTIONS`), or two meet as in
-    :data:`INTERACTIONS`, either hand taking the active part. The scene starts in a uniformly
-    random orientation, then turns and drifts smoothly: the mean of the palm centres stays
-    within 60 mm of the origin along each axis.
+    :data:`INTERACTIONS`, either hand taking the active part. The (active) hand starts as it is
+    held in front of the body (:func:`held_rotation`, mirrored for a left hand), then turns
+    and drifts smoothly: the mean of the palm centres stays within 60 mm of the origin along
+    each axis.
     """
     if kind not in ("right", "left", "interacting"):
         raise ValueError(f"kind must be 'right', 'left' or 'interacting', got {kind!r}")
@@ -268,8 +295,10 @@ def sample_sequence(
         local = forward_kinematics(shape, poses, kind)[:, None]
         left_acts = False
     palm_centres = (local[..., 20, :] + local[..., 11, :]) / 2  # (T, H, 3)
-    path = _wander(rng, n_frames, 0.5, 30.0, 200.0)
-    rot = _uniform_rotation(rng) @ rotation_matrix(path[:, :3])
+    path = _wander(rng, n_frames, 0.25, 30.0, 200.0)
+    rot = held_rotation(rng) @ rotation_matrix(path[:, :3])
+    if kind == "left":  # a left hand's local frame is mirrored, and so is its arm
+        rot = _MIRROR @ rot @ _MIRROR
     centred = local - palm_centres.mean(axis=1)[:, None, None]
     world = np.einsum("tij,thkj->thki", rot, centred) + path[:, None, None, 3:]
     if left_acts:

@@ -66,25 +66,27 @@ def surface_albedo(
     0 at its first end (towards the wrist), 1 at the second; capsule: (N,) int index into
     ``surface``'s rows. Returns (N, 3) RGB in [0, 1] and (N,) specular weight to add.
     """
-    kind = surface.kind[capsule]
-    facing = np.einsum("ij,ij->i", normal, surface.palmar[capsule])  # +1 palm side, -1 back
+    dtype = normal.dtype  # computed in the normals' precision
+    facing = np.einsum("ij,ij->i", normal, surface.palmar.astype(dtype)[capsule])  # +1 palm
     lo, hi = PALM_SIDE
     palm_share = np.clip((facing - lo) / (hi - lo), 0.0, 1.0)
     palm_share = palm_share * palm_share * (3.0 - 2.0 * palm_share)  # smoothstep
-    back, palm = surface.back[capsule], surface.palm[capsule]
+    back, palm = surface.back.astype(dtype)[capsule], surface.palm.astype(dtype)[capsule]
     albedo = back + palm_share[:, None] * (palm - back)
-    darken = np.ones(len(kind))
-    digit = (kind == FINGER) | (kind == FINGERTIP)
+    kind = surface.kind
+    finger, tip = (kind == FINGER)[capsule], (kind == FINGERTIP)[capsule]
+    digit = finger | tip
+    darken = np.ones(len(capsule), dtype)
     # Flexion creases where a finger bends, on the palm side; one across the palm's middle.
-    crease = digit & (facing > 0.35) & ((along < 0.1) | ((along > 0.9) & (kind == FINGER)))
-    crease |= (kind == PALM) & (facing > 0.35) & (np.abs(along - 0.6) < 0.05)
-    darken[crease] = 0.72
+    crease = digit & (along < 0.1) | finger & (along > 0.9)
+    crease |= (kind == PALM)[capsule] & (np.abs(along - 0.6) < 0.05)
+    darken[crease & (facing > 0.35)] = 0.72
     darken[digit & (facing < -0.3) & (along < 0.14)] = 0.85  # wrinkled knuckles on the back
     albedo *= darken[:, None]
-    nail = (kind == FINGERTIP) & (facing < -0.45) & (along > 0.3)
+    nail = tip & (facing < -0.45) & (along > 0.3)
     albedo[nail] = NAIL
-    albedo[kind == SLEEVE] = surface.sleeve
-    gloss = np.where(nail, 0.3, 0.0)
+    albedo[(kind == SLEEVE)[capsule]] = surface.sleeve
+    gloss = np.where(nail, 0.3, 0.0).astype(dtype)
     return albedo, gloss
 
 

@@ -40,7 +40,8 @@ def sensor(
     rows, cols = region if region is not None else (slice(None), slice(None))
     patch = out[rows, cols]
     grain = rng.standard_normal(patch.shape[:2], dtype=np.float32) * np.float32(noise)
-    out[rows, cols] = np.clip(np.rint(patch + grain[..., None]), 0, 255).astype(np.uint8)
+    grain = np.rint(grain).astype(np.int16)[..., None]  # whole grey levels, added in int16
+    out[rows, cols] = np.clip(patch + grain, 0, 255).astype(np.uint8)
     return out
 
 
