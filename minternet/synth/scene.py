@@ -174,7 +174,7 @@ def held_rotation(rng: np.random.Generator) -> np.ndarray:
     bend -= elbow * (bend @ elbow)
     bend *= np.radians(rng.uniform(0.0, WRIST_BEND)) / np.linalg.norm(bend)
     fingers = rotation_matrix(bend) @ -elbow
-    medial = np.array([-1.0, 0.0, 0.0]) - fingers * -fingers[0]  # palm towards the midline
+    medial = np.array([-1.0, 0.0, 0.0]) + fingers * fingers[0]  # -x, made normal to fingers
     palm = rotation_matrix(fingers * np.radians(rng.uniform(-FOREARM_ROLL, FOREARM_ROLL)))
     palm = palm @ (medial / np.linalg.norm(medial))
     return np.stack([np.cross(fingers, palm), fingers, palm], axis=1)

@@ -78,7 +78,7 @@ def surface_albedo(
     digit = finger | tip
     darken = np.ones(len(capsule), dtype)
     # Flexion creases where a finger bends, on the palm side; one across the palm's middle.
-    crease = digit & (along < 0.1) | finger & (along > 0.9)
+    crease = (digit & (along < 0.1)) | (finger & (along > 0.9))
     crease |= (kind == PALM)[capsule] & (np.abs(along - 0.6) < 0.05)
     darken[crease & (facing > 0.35)] = 0.72
     darken[digit & (facing < -0.3) & (along < 0.14)] = 0.85  # wrinkled knuckles on the back
