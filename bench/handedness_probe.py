@@ -10,7 +10,13 @@ label flipped: nothing but the hand's chirality can separate the classes. The cr
 rendered directly at their final size (the camera's focal length and principal point moved
 onto the labels' box), so tens of thousands take minutes.
 
+Two networks are trained per generator: one on the right/left label alone, and one that must
+also place the hand's 21 joints in the crop and say whether the palm or the back faces the
+camera, as InterNet's backbone is taught by its keypoint heatmaps. Either is tested on the
+label alone, from pixels alone.
+
     python bench/handedness_probe.py [--train 20000] [--test 2000] [--steps 4000] [--crops FILE]
+        [--looks previous current] [--networks "labels only" "with joints"]
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import dataclasses
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -45,6 +51,8 @@ from minternet.synth.plan import (
 CROP = 96
 """px: side of the square crops the CNN sees."""
 LOOKS = ("previous", "current")
+FIELDS = ("crops", "right", "uv", "facing")
+"""What is kept of each view (see :func:`single_hand_views`)."""
 
 
 def uniform_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -102,10 +110,13 @@ def previous_look(rig: CaptureRig, planned: PlannedSequence, frame: int, cam: in
     ).image  # fmt: skip
 
 
-def _render_sequence(job: tuple) -> list[tuple[np.ndarray, int]]:
-    """(crop, 1 right / 0 left) for each view of one single-hand sequence."""
+def _render_sequence(job: tuple) -> list[tuple[np.ndarray, int, np.ndarray, float]]:
+    """(crop, 1 right / 0 left, (21, 2) joints in crop px, facing) for each view of one
+    single-hand sequence; facing is the cosine between the palm's normal and the direction
+    to the camera (+1: palm to the camera)."""
     spec, split, planned, look = job
     rig = capture_rig(spec, split, planned.capture)
+    hand = int(np.flatnonzero(planned.motion.present)[0])
     out = []
     for frame, cam, labels in planned.views:
         in_crop = list(rig.cameras)
@@ -117,23 +128,31 @@ def _render_sequence(job: tuple) -> list[tuple[np.ndarray, int]]:
             image = render_view(spec, cropped, planned.motion, frame, cam).image
         if in_crop[cam].grey:  # as the writer stores those cameras' frames
             image = render.to_grey(image)
-        out.append((image, int(planned.kind == "right")))
+        joints = in_crop[cam].camera.world_to_camera(
+            planned.motion.joint_world[frame, hand * JOINTS_PER_HAND : (hand + 1) * JOINTS_PER_HAND]
+        )
+        wrist = joints[20]
+        normal = np.cross(joints[7] - wrist, joints[19] - wrist) * (1.0 if hand == 0 else -1.0)
+        facing = -normal @ wrist / (np.linalg.norm(normal) * np.linalg.norm(wrist))
+        uv = in_crop[cam].camera.camera_to_pixel(joints).astype(np.float32)
+        out.append((image, int(hand == 0), uv, float(facing)))
     return out
 
 
 def single_hand_views(
     spec: SynthSpec, split: str, count: int, workers: int, look: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` single-hand crops of a split drawn by the ``look`` generator: (N, CROP, CROP,
-    3) uint8 and right (N,) int."""
+) -> dict[str, np.ndarray]:
+    """``count`` single-hand crops of a split drawn by the ``look`` generator: "crops" (N,
+    CROP, CROP, 3) uint8, "right" (N,) int, "uv" (N, 21, 2) float32 crop px and "facing" (N,)
+    float32 (see :func:`_render_sequence`)."""
     with previous_scenes() if look == "previous" else contextlib.nullcontext():
         jobs = [(spec, split, p, look) for p in plan_split(spec, split) if p.kind != "interacting"]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            views = [v for seq in pool.imap(_render_sequence, jobs) for v in seq][:count]
+        views = [v for seq in _map(_render_sequence, jobs, workers) for v in seq][:count]
     if len(views) < count:
         raise SystemExit(f"{split}: only {len(views)} single-hand views, {count} asked for")
-    crops, right = zip(*views, strict=True)
-    return np.stack(crops), np.array(right)
+    crops, right, uv, facing = zip(*views, strict=True)
+    return {"crops": np.stack(crops), "right": np.array(right), "uv": np.stack(uv),
+            "facing": np.array(facing, np.float32)}  # fmt: skip
 
 
 def small_cnn() -> nn.Module:
@@ -150,31 +169,93 @@ def small_cnn() -> nn.Module:
     )
 
 
+def _conv(width: int, out: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(width, out, 3, stride, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+
+
+class JointCNN(nn.Module):
+    """A CNN that must also find the joints and see which side of the hand faces the camera,
+    as InterNet's shared backbone must: right vs left from the 21 joints' crop positions
+    (soft-argmax of 24 x 24 heatmaps), a palm-or-back logit and the pooled features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.low = nn.Sequential(*_conv(3, 16, 2), *_conv(16, 32, 2), *_conv(32, 64, 1),
+                                 *_conv(64, 64, 1))  # fmt: skip
+        self.heatmaps = nn.Conv2d(64, JOINTS_PER_HAND, 1)
+        self.high = nn.Sequential(
+            *_conv(64, 128, 2), *_conv(128, 128, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.facing = nn.Linear(128, 1)
+        self.hand = nn.Sequential(
+            nn.Linear(2 * JOINTS_PER_HAND + 129, 128), nn.ReLU(), nn.Linear(128, 1)
+        )
+        centres = (torch.arange(CROP // 4) + 0.5) / (CROP // 4) * 2 - 1  # cells, in [-1, 1]
+        self.register_buffer("grid", torch.stack(torch.meshgrid(centres, centres, indexing="xy")))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 3, CROP, CROP) -> right logit (B,), palm-to-camera logit (B,), joints (B, 21,
+        2) in [-1, 1] crop coordinates."""
+        features = self.low(x)
+        weights = self.heatmaps(features).flatten(2).softmax(-1)  # (B, 21, cells)
+        joints = torch.einsum("bjc,kc->bjk", weights, self.grid.flatten(1))
+        pooled = self.high(features)
+        facing = self.facing(pooled)
+        right = self.hand(torch.cat([joints.flatten(1), pooled, facing], 1))
+        return right[:, 0], facing[:, 0], joints
+
+
+NETWORKS = {"labels only": small_cnn, "with joints": JointCNN}
+"""The probes: one trained on right vs left alone, one also on the joints and the facing."""
+
+
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255).sub(0.5)
 
 
-def probe(train: tuple, test: tuple, steps: int, batch: int, seed: int) -> tuple[float, float]:
-    """Training accuracy (over the last quarter of the steps) and held-out accuracy of a CNN
-    trained ``steps`` steps on (crops, right) ``train``; each test crop is scored as it is
-    and mirrored (with its label flipped)."""
+def crop_coordinates(uv: np.ndarray) -> np.ndarray:
+    """Crop px (pixel centres at integers) -> [-1, 1] across the crop's CROP pixels, so that
+    mirroring the crop (u -> CROP - 1 - u) negates x."""
+    return (uv + 0.5) / CROP * 2 - 1
+
+
+def _right_logit(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    return out[0] if isinstance(out, tuple) else out[:, 0]
+
+
+def probe(
+    train: dict, test: dict, network: str, steps: int, batch: int, seed: int
+) -> tuple[float, float]:
+    """Training accuracy (over the last quarter of the steps) and held-out accuracy of a
+    :data:`NETWORKS` CNN trained ``steps`` steps on ``train`` (:func:`single_hand_views`'s
+    dict); each test crop is scored as it is and mirrored (with its label flipped)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    images, right = to_tensor(train[0]), torch.from_numpy(train[1]).float()
-    model = small_cnn()
+    images, right = to_tensor(train["crops"]), torch.from_numpy(train["right"]).float()
+    joints = torch.from_numpy(crop_coordinates(train["uv"])).float()
+    facing = torch.from_numpy(train["facing"])
+    model = NETWORKS[network]()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=steps)
     model.train()
     hits = []
     for _ in range(steps):
         index = torch.from_numpy(rng.integers(0, len(images), batch))
-        x, y = images[index], right[index]
+        x, y, target = images[index], right[index], joints[index].clone()
         mirror = torch.from_numpy(rng.random(batch) < 0.5)
         x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
         y = torch.where(mirror, 1 - y, y)
-        logits = model(x)[:, 0]
-        hits.append(((logits > 0).float() == y).float().mean().item())
+        target[mirror, :, 0] *= -1  # the joints mirror too; which joint is which does not
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out[:, 0]
         loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
+        if isinstance(out, tuple):  # edge-on hands (|facing| < 0.2) teach no side
+            seen = facing[index]
+            loss = loss + nn.functional.binary_cross_entropy_with_logits(
+                out[1], (seen > 0).float(), weight=(seen.abs() > 0.2).float()
+            ) + 5.0 * (out[2] - target).abs().mean()  # fmt: skip
+        hits.append(((logits > 0).float() == y).float().mean().item())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -182,15 +263,40 @@ def probe(train: tuple, test: tuple, steps: int, batch: int, seed: int) -> tuple
     model.eval()
     scores = []
     with torch.no_grad():
-        for start in range(0, len(test[1]), 500):
-            x = to_tensor(test[0][start : start + 500])
-            y = torch.from_numpy(test[1][start : start + 500]).float()
-            scores.append(((model(x)[:, 0] > 0).float() == y).float())
-            scores.append(((model(x.flip(-1))[:, 0] > 0).float() == 1 - y).float())
+        for start in range(0, len(test["right"]), 500):
+            x = to_tensor(test["crops"][start : start + 500])
+            y = torch.from_numpy(test["right"][start : start + 500]).float()
+            scores.append(((_right_logit(model, x) > 0).float() == y).float())
+            scores.append(((_right_logit(model, x.flip(-1)) > 0).float() == 1 - y).float())
     return float(np.mean(hits[-max(1, steps // 4) :])), float(torch.cat(scores).mean())
 
 
-def main() -> None:
+_CROPS: dict[str, np.ndarray] = {}
+"""All views, set before the training processes fork, so that they share it unpickled."""
+
+
+def _probe_job(job: tuple) -> tuple[str, str, float, float, float]:
+    look, network, steps, seed = job
+    crops = _CROPS
+    torch.set_num_threads(1)  # two threads ran these small networks' backward 4x slower
+    split = {s: {k: crops[f"{look}_{s}_{k}"] for k in FIELDS} for s in ("train", "test")}
+    start = time.perf_counter()
+    fitted, held_out = probe(split["train"], split["test"], network, steps, 64, seed)
+    return look, network, fitted, held_out, time.perf_counter() - start
+
+
+def _map(function: Callable, jobs: list, workers: int) -> list:
+    """``[function(job) for job in jobs]``, in ``workers`` forked processes when more than one
+    (whose fork inherits :func:`previous_scenes`)."""
+    if workers <= 1:
+        return [function(job) for job in jobs]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(function, jobs, chunksize=1)
+
+
+def main(argv: list[str] | None = None) -> list[tuple[str, str, float, float, float]]:
+    """Runs the probe; returns its rows: (generator, network, train accuracy, held-out
+    accuracy, training seconds)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=20000, help="training crops")
     parser.add_argument("--test", type=int, default=2000, help="held-out crops")
@@ -200,8 +306,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--crops", help="an .npz file: crops read from it, or saved to it")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # two threads ran this small network's backward 4x slower
+    parser.add_argument(
+        "--looks",
+        nargs="+",
+        choices=LOOKS,
+        default=LOOKS,
+        help="the generators to train on (all are rendered)",
+    )
+    parser.add_argument("--networks", nargs="+", choices=list(NETWORKS), default=list(NETWORKS))
+    args = parser.parse_args(argv)
     # Half the sequences show one hand; cameras see a view or not, and some views fall
     # outside their image and are skipped.
     views_per_sequence = args.frames * 2
@@ -220,8 +333,8 @@ def main() -> None:
         crops = {}
         for look in LOOKS:
             for split, count in (("train", args.train), ("test", args.test)):
-                image, right = single_hand_views(spec, split, count, args.workers, look)
-                crops[f"{look}_{split}_crops"], crops[f"{look}_{split}_right"] = image, right
+                views = single_hand_views(spec, split, count, args.workers, look)
+                crops.update({f"{look}_{split}_{k}": v for k, v in views.items()})
         if args.crops:
             np.savez(args.crops, **crops)
     seconds = time.perf_counter() - start
@@ -229,15 +342,21 @@ def main() -> None:
     print(f"{args.train} training crops from {args.captures} captures, {args.test} held-out "
           f"crops from unseen captures, {CROP} px, {args.frames} frames per sequence, "
           f"{source}")  # fmt: skip
-    print(f"{'generator':<12}{'right share':>12}{'train accuracy':>16}{'held-out accuracy':>19}"
-          f"{'train s':>9}")  # fmt: skip
-    for look in LOOKS:
-        train = crops[f"{look}_train_crops"], crops[f"{look}_train_right"]
-        test = crops[f"{look}_test_crops"], crops[f"{look}_test_right"]
-        start = time.perf_counter()
-        fitted, held_out = probe(train, test, args.steps, 64, args.seed)
-        print(f"{look:<12}{train[1].mean():>12.2f}{fitted:>16.3f}{held_out:>19.3f}"
-              f"{time.perf_counter() - start:>9.0f}")  # fmt: skip
+    missing = [f"{look}_{k}" for look in LOOKS for k in FIELDS if f"{look}_train_{k}" not in crops]
+    if missing:
+        raise SystemExit(f"{args.crops}: no {missing[0]} (an older file); render again")
+    # Network by network, so that two processes share the work evenly.
+    jobs = [(look, net, args.steps, args.seed) for net in args.networks for look in args.looks]
+    _CROPS.update(crops)
+    results = _map(_probe_job, jobs, args.workers)
+    print(f"{'generator':<12}{'network':<13}{'right share':>12}{'train accuracy':>16}"
+          f"{'held-out accuracy':>19}{'train s':>9}")  # fmt: skip
+    results.sort(key=lambda row: args.looks.index(row[0]))  # stable: networks stay in order
+    for look, network, fitted, held_out, seconds in results:
+        share = crops[f"{look}_train_right"].mean()
+        print(f"{look:<12}{network:<13}{share:>12.2f}{fitted:>16.3f}{held_out:>19.3f}"
+              f"{seconds:>9.0f}")  # fmt: skip
+    return results
 
 
 if __name__ == "__main__":
