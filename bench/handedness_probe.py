@@ -155,22 +155,22 @@ def single_hand_views(
             "facing": np.array(facing, np.float32)}  # fmt: skip
 
 
+def _conv(width: int, out: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(width, out, 3, stride, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+
+
 def small_cnn() -> nn.Module:
     """Six conv blocks, four of stride 2 (CROP -> CROP / 16 px), so that a unit of the last
     one sees the whole crop (the thumb's side, the palm's colour and the arm's direction
     together), then a hidden layer on the flattened map, which keeps where features lie."""
     layers, width = [], 3
     for out, stride in ((16, 2), (32, 2), (64, 2), (64, 1), (128, 2), (128, 1)):
-        layers += [nn.Conv2d(width, out, 3, stride, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+        layers += _conv(width, out, stride)
         width = out
     hidden = nn.Linear(width * (CROP // 16) ** 2, 128)
     return nn.Sequential(
         *layers, nn.Flatten(), nn.Dropout(0.3), hidden, nn.ReLU(), nn.Linear(128, 1)
     )
-
-
-def _conv(width: int, out: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(width, out, 3, stride, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
 
 
 class JointCNN(nn.Module):
@@ -219,8 +219,8 @@ def crop_coordinates(uv: np.ndarray) -> np.ndarray:
     return (uv + 0.5) / CROP * 2 - 1
 
 
-def _right_logit(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model(x)
+def _right_logit(out: torch.Tensor | tuple) -> torch.Tensor:
+    """The right-hand logit (B,) of either network's output."""
     return out[0] if isinstance(out, tuple) else out[:, 0]
 
 
@@ -248,7 +248,7 @@ def probe(
         y = torch.where(mirror, 1 - y, y)
         target[mirror, :, 0] *= -1  # the joints mirror too; which joint is which does not
         out = model(x)
-        logits = out[0] if isinstance(out, tuple) else out[:, 0]
+        logits = _right_logit(out)
         loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
         if isinstance(out, tuple):  # edge-on hands (|facing| < 0.2) teach no side
             seen = facing[index]
@@ -266,8 +266,8 @@ def probe(
         for start in range(0, len(test["right"]), 500):
             x = to_tensor(test["crops"][start : start + 500])
             y = torch.from_numpy(test["right"][start : start + 500]).float()
-            scores.append(((_right_logit(model, x) > 0).float() == y).float())
-            scores.append(((_right_logit(model, x.flip(-1)) > 0).float() == 1 - y).float())
+            scores.append(((_right_logit(model(x)) > 0).float() == y).float())
+            scores.append(((_right_logit(model(x.flip(-1))) > 0).float() == 1 - y).float())
     return float(np.mean(hits[-max(1, steps // 4) :])), float(torch.cat(scores).mean())
 
 
