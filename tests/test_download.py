@@ -6,6 +6,7 @@ import errno
 import functools
 import hashlib
 import io
+import itertools
 import shutil
 import tarfile
 import time
@@ -272,11 +273,12 @@ def test_first_parts_only_drops_the_cut_member(
 ) -> None:
     # The fewest parts, from half of them, whose end falls inside a file's bytes (a cut in
     # the padding between files cuts nothing, and where the cuts fall depends on the JPEGs).
-    image_tar = b"".join((release / name).read_bytes() for name in dl.PARTS)
-    with tarfile.open(fileobj=io.BytesIO(image_tar)) as tar:
+    parts = [(release / name).read_bytes() for name in dl.PARTS]
+    with tarfile.open(fileobj=io.BytesIO(b"".join(parts))) as tar:
         spans = [(m.offset_data, m.offset_data + m.size) for m in tar.getmembers() if m.isreg()]
-    count = next(k for k in range(len(dl.PARTS) // 2, len(dl.PARTS))
-                 if any(a < len(image_tar) * k // len(dl.PARTS) < b for a, b in spans))
+    ends = list(itertools.accumulate(len(part) for part in parts))  # where each part stops
+    count = next(k for k in range(len(parts) // 2, len(parts))
+                 if any(a < ends[k - 1] < b for a, b in spans))
     report = run(server, tmp_path, parts=f"annotations,aa-{dl.PARTS[count - 1][-2:]}")
     got, want = files(tmp_path / "out" / "images"), files(synth_root / "images")
     assert 0 < len(got) < len(want) and all(want[name] == data for name, data in got.items())
