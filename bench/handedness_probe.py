@@ -37,7 +37,7 @@ from minternet.camera import Camera
 from minternet.skeleton import JOINTS_PER_HAND
 from minternet.synth import cameras, render, scene
 from minternet.synth.cameras import CameraSpec
-from minternet.synth.hand import hand_capsules
+from minternet.synth.hand import hand_capsules, palm_normal
 from minternet.synth.plan import (
     CaptureRig,
     PlannedSequence,
@@ -131,9 +131,8 @@ def _render_sequence(job: tuple) -> list[tuple[np.ndarray, int, np.ndarray, floa
         joints = in_crop[cam].camera.world_to_camera(
             planned.motion.joint_world[frame, hand * JOINTS_PER_HAND : (hand + 1) * JOINTS_PER_HAND]
         )
-        wrist = joints[20]
-        normal = np.cross(joints[7] - wrist, joints[19] - wrist) * (1.0 if hand == 0 else -1.0)
-        facing = -normal @ wrist / (np.linalg.norm(normal) * np.linalg.norm(wrist))
+        to_camera = -joints[20] / np.linalg.norm(joints[20])
+        facing = palm_normal(joints, "right" if hand == 0 else "left") @ to_camera
         uv = in_crop[cam].camera.camera_to_pixel(joints).astype(np.float32)
         out.append((image, int(hand == 0), uv, float(facing)))
     return out
@@ -277,9 +276,8 @@ _CROPS: dict[str, np.ndarray] = {}
 
 def _probe_job(job: tuple) -> tuple[str, str, float, float, float]:
     look, network, steps, seed = job
-    crops = _CROPS
     torch.set_num_threads(1)  # two threads ran these small networks' backward 4x slower
-    split = {s: {k: crops[f"{look}_{s}_{k}"] for k in FIELDS} for s in ("train", "test")}
+    split = {s: {k: _CROPS[f"{look}_{s}_{k}"] for k in FIELDS} for s in ("train", "test")}
     start = time.perf_counter()
     fitted, held_out = probe(split["train"], split["test"], network, steps, 64, seed)
     return look, network, fitted, held_out, time.perf_counter() - start

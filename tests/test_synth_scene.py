@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from minternet.skeleton import BONES
 from minternet.synth.cameras import sample_cameras
-from minternet.synth.hand import hand_capsules, palmar_directions, sample_shape
+from minternet.synth.hand import hand_capsules, palm_normal, sample_shape
 from minternet.synth.scene import (
     CLEARANCE,
     INTERACTIONS,
@@ -159,7 +159,7 @@ def test_hands_are_held_in_front_of_the_body_on_their_own_side() -> None:
             joints = hands(seq.joint_world)[0, 0 if kind == "right" else 1]
             forearm = joints[20] - joints[11]
             elbow.append(forearm / np.linalg.norm(forearm))
-            palm.append(palmar_directions(joints, kind)[24])
+            palm.append(palm_normal(joints, kind))
         elbow, palm = np.array(elbow), np.array(palm)
         # A uniformly turned hand would give 0.5 for each of the first three.
         assert np.mean(elbow[:, 2] < 0) > 0.8  # back towards the body

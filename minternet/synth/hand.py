@@ -246,20 +246,28 @@ def sleeve_capsule(segments: np.ndarray, shape: HandShape) -> tuple[np.ndarray, 
     return np.stack([end, end + step], axis=-2)[..., None, :, :], np.array([1.4 * shape.radii[20]])
 
 
-def palmar_directions(joints: np.ndarray, side: str) -> np.ndarray:
-    """(..., 26, 3) unit vectors: the way the palm side of each rendered capsule faces.
-
-    joints: (..., 21, 3) mm, one hand in local joint order; side: "right" or "left".
-    Capsules as :func:`hand_capsules` plus :func:`sleeve_capsule`. The palm's normal comes
-    from the wrist and the index and pinky MCPs (its sign from ``side``, since a left hand is
-    a mirror image); each finger bone carries it on by the smallest rotation that turns the
-    previous bone onto it, which for a hinge is exactly its flexion.
-    """
+def palm_normal(joints: np.ndarray, side: str) -> np.ndarray:
+    """(..., 3) unit normal out of the palm, from the wrist and the index and pinky MCPs of
+    ``joints`` ((..., 21, 3), local joint order, any frame); its sign comes from ``side``
+    ("right" or "left"), since a left hand is a mirror image."""
     joints = np.asarray(joints, dtype=np.float64)
     wrist = joints[..., 20, :]
     normal = np.cross(joints[..., 7, :] - wrist, joints[..., 19, :] - wrist)
     normal *= 1.0 if side == "right" else -1.0
-    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    return normal / np.linalg.norm(normal, axis=-1, keepdims=True)
+
+
+def palmar_directions(joints: np.ndarray, side: str) -> np.ndarray:
+    """(..., 26, 3) unit vectors: the way the palm side of each rendered capsule faces.
+
+    joints: (..., 21, 3) mm, one hand in local joint order; side: "right" or "left".
+    Capsules as :func:`hand_capsules` plus :func:`sleeve_capsule`. The palm's capsules face
+    along :func:`palm_normal`; each finger bone carries it on by the smallest rotation that
+    turns the previous bone onto it, which for a hinge is exactly its flexion.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    wrist = joints[..., 20, :]
+    normal = palm_normal(joints, side)
     out = np.repeat(normal[..., None, :], 26, axis=-2)
     for base in range(0, 20, 4):  # joints base+3 (MCP) .. base (tip); bone k ends at joint k
         previous = joints[..., base + 3, :] - wrist
