@@ -56,3 +56,19 @@ def test_joint_network_reads_joints_in_crop_coordinates():
     x, y = model.grid.numpy()  # x grows along a row (image u), y down a column (image v)
     assert (np.diff(x, axis=1) > 0).all() and (np.diff(x, axis=0) == 0).all()
     assert (np.diff(y, axis=0) > 0).all() and (np.diff(y, axis=1) == 0).all()
+
+
+def test_joint_network_heatmaps_see_most_of_the_crop():
+    """A heatmap cell must see far enough to tell one finger from another: the centre cell's
+    logits depend on pixels across at least three quarters of the crop in both directions."""
+    probe = load_tool("handedness_probe", "bench")
+    torch.manual_seed(0)
+    model = probe.JointCNN().eval()
+    x = torch.randn(1, 3, probe.CROP, probe.CROP, requires_grad=True)
+    heatmaps, _ = model.heatmap_logits(x)
+    centre = probe.CROP // 8
+    assert heatmaps.shape == (1, 21, probe.CROP // 4, probe.CROP // 4)
+    heatmaps[0, :, centre, centre].sum().backward()
+    rows, columns = (x.grad.abs().sum(dim=(0, 1)) > 0).nonzero().T
+    for seen in (rows, columns):
+        assert seen.max() - seen.min() + 1 >= 0.75 * probe.CROP
