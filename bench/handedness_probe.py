@@ -17,6 +17,11 @@ label alone, from pixels alone.
 
     python bench/handedness_probe.py [--train 20000] [--test 2000] [--steps 4000] [--crops FILE]
         [--looks previous current] [--networks "labels only" "with joints"]
+
+The defaults take about half an hour on two cores. The run recorded in bench/RESULTS.md as
+clearing 0.95 held out with the current generator (0.969) is ``--train 80000 --captures 96
+--networks "with joints" --steps 8000``: 17 minutes of rendering, then 37 minutes of
+training, one network per core, in about 6 GB of memory.
 """
 
 from __future__ import annotations
