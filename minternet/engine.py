@@ -8,12 +8,14 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
 from minternet.config import TrainConfig
 from minternet.loader import make_loader
+from minternet.model import InterNet
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +76,36 @@ def device_batches(
         yield ready(*pending)
 
 
+def param_groups(model: InterNet, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's two parameter groups: every weight but the root-depth head's, at
+    ``config.lr``; the root-depth head's, at ``config.lr * config.root_lr_scale``."""
+    root = list(model.head.root_head.parameters())
+    in_root = {id(p) for p in root}
+    rest = [p for p in model.parameters() if id(p) not in in_root]
+    lrs = group_lrs(config)
+    return [{"params": rest, "lr": lrs[0]}, {"params": root, "lr": lrs[1]}]
+
+
+def group_lrs(config: TrainConfig) -> list[float]:
+    """The initial lr of each of :func:`param_groups`'s groups."""
+    return [config.lr, config.lr * config.root_lr_scale]
+
+
 def apply_schedule(
     config: TrainConfig,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.MultiStepLR,
 ) -> None:
-    """Put ``config``'s lr, milestones and gamma into a loaded optimiser and scheduler: the
-    lr the new schedule gives at the epochs done so far."""
-    scheduler.base_lrs = [config.lr] * len(scheduler.base_lrs)
+    """Put ``config``'s lr, root_lr_scale, milestones and gamma into a loaded optimiser (of
+    :func:`param_groups`) and scheduler: the lrs the new schedule gives at the epochs done so
+    far."""
+    scheduler.base_lrs = group_lrs(config)
     scheduler.milestones = collections.Counter(config.milestones)
     scheduler.gamma = config.gamma
-    passed = sum(m <= scheduler.last_epoch for m in config.milestones)
-    lr = config.lr * config.gamma**passed
-    for group in optimizer.param_groups:
-        group["initial_lr"], group["lr"] = config.lr, lr
-    scheduler._last_lr = [lr] * len(scheduler.base_lrs)
+    decay = config.gamma ** sum(m <= scheduler.last_epoch for m in config.milestones)
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["initial_lr"], group["lr"] = base, base * decay
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def synchronize(device: torch.device) -> None:

@@ -30,7 +30,7 @@ from minternet.checkpoint import (
 from minternet.config import TrainConfig
 from minternet.convert import load_strict
 from minternet.dataset import open_run_datasets
-from minternet.engine import amp_dtype, apply_schedule, compile_works
+from minternet.engine import amp_dtype, apply_schedule, compile_works, param_groups
 from minternet.evaluate import evaluate_model
 from minternet.loader import make_loader
 from minternet.metrics import json_metrics
@@ -45,7 +45,7 @@ from minternet.train_loop import LOSS_NAMES, TrainLoop
 
 log = logging.getLogger(__name__)
 
-SCHEDULE = ("lr", "milestones", "gamma")
+SCHEDULE = ("lr", "root_lr_scale", "milestones", "gamma")
 """Settings a resumed run applies to the optimiser and scheduler it loads."""
 
 
@@ -62,7 +62,7 @@ def train(
 
     Under ``torchrun`` every process calls this with the same arguments; rank 0 draws the
     progress bar, validates and saves. ``resume`` continues from ``out/last.pth`` (mid-epoch
-    too), trimming ``metrics.jsonl`` to its epoch; ``lr``, ``milestones`` and ``gamma`` that
+    too), trimming ``metrics.jsonl`` to its epoch; the :data:`SCHEDULE` settings that
     differ from the checkpoint's are applied to its schedule and recorded (``resumed_with``
     in the next epoch's record); the model's settings cannot change. A folder holding any
     of :data:`~minternet.run_folder.RUN_FILES` is refused without ``resume``, and with it
@@ -133,7 +133,7 @@ class Trainer(TrainLoop):
         self.fast_net = torch.compile(self.net, dynamic=False) if self.compiled else self.net
         # One kernel for the whole update on CUDA; the same arithmetic as the default loop.
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, fused=ctx.device.type == "cuda"
+            param_groups(self.model, config), lr=config.lr, fused=ctx.device.type == "cuda"
         )
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, list(config.milestones), config.gamma

@@ -103,14 +103,14 @@ def test_undecodable_validation_images_are_skipped_and_counted(
 
 
 @pytest.mark.slow
-def test_resume_applies_and_records_lr_milestones_and_gamma(
+def test_resume_applies_and_records_lr_root_lr_scale_milestones_and_gamma(
     tree: Path, finished: Path, tmp_path: Path
 ) -> None:
     run = copy_run(finished, tmp_path)
     with (run / "metrics.jsonl").open("a") as f:  # a kill after records the checkpoint lacks
         f.write(json.dumps({"epoch": 2, "stale": True}) + "\n" + '{"epoch": 3, "tr')
     changed = TINY.replace({**ONE_EPOCH, "epochs": "2", "lr": "1e-4", "milestones": "1"})
-    changed = changed.replace({"gamma": "0.5"})
+    changed = changed.replace({"gamma": "0.5", "root_lr_scale": "0.25"})
     (run / ".last.pth.k1ll3d.tmp").write_bytes(b"left by a kill during a save")
     history = train(changed, tree, run, resume=True, progress=False, device="cpu")
     assert not (run / ".last.pth.k1ll3d.tmp").exists()
@@ -118,6 +118,10 @@ def test_resume_applies_and_records_lr_milestones_and_gamma(
     record = history[-1]
     assert "stale" not in record
     assert record["lr"] == pytest.approx(1e-4 * 0.5)  # the new schedule, one milestone passed
+    optimizer = load_training_checkpoint(run / "last.pth")["optimizer"]
+    lrs = [group["lr"] for group in optimizer["param_groups"]]
+    assert lrs == pytest.approx([1e-4 * 0.5, 1e-4 * 0.5 * 0.25])  # the root head's is second
+    assert record["resumed_with"]["root_lr_scale"] == {"from": TINY.root_lr_scale, "to": 0.25}
     assert record["resumed_with"]["lr"] == {"from": 1e-3, "to": 1e-4}
     assert record["resumed_with"]["milestones"] == {"from": list(TINY.milestones), "to": [1]}
     assert TrainConfig.load(run / "config.json") == changed
@@ -200,6 +204,8 @@ def test_pretrained_true_without_the_weights_is_an_error_unless_auto(
         ("lr", "1e38"),
         ("lr", "nan"),
         ("gamma", "0"),
+        ("root_lr_scale", "0"),
+        ("root_lr_scale", "2"),
         ("batch_size", str(10**30)),
         ("heatmap_size", "1000000"),
         ("milestones", "3,2"),

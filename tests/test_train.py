@@ -429,3 +429,23 @@ def test_rates_time_the_steps_asked_for(tree: Path) -> None:
     dataset = InterHandDataset(tree, "train", train=True, input_size=64)
     rate = engine.loader_rate(dataset, 4, workers=0, batches=3)
     assert 0 < rate < float("inf")
+
+
+@pytest.mark.parametrize("root_lr_scale", ["0.1", "1"])
+def test_the_root_head_steps_at_root_lr_scale_times_lr(
+    tree: Path, tmp_path: Path, root_lr_scale: str
+) -> None:
+    # Adam's first step moves each weight with a gradient by lr exactly (m / sqrt(v) is the
+    # gradient's sign), so the largest move in a tensor is that tensor's lr.
+    trainer, _ = twin_trainers(tree, tmp_path, root_lr_scale=root_lr_scale)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.step(next(iter(trainer.loader)))
+    moved = {
+        name: (p.detach() - before[name]).abs().max().item()
+        for name, p in trainer.model.named_parameters()
+    }
+    root = [name for name in moved if name.startswith("head.root_head.")]
+    assert len(root) == 4  # two Linear layers' weights and biases
+    for name, move in moved.items():
+        lr = TINY.lr * (float(root_lr_scale) if name in root else 1.0)
+        assert move == pytest.approx(lr, rel=1e-3), name
