@@ -61,7 +61,7 @@ class TrainConfig:
     times ``gamma`` from each epoch in ``milestones``; the root-depth head's weights at
     ``lr * root_lr_scale``. From random weights, a root head at the full ``lr`` learns the
     median depth within a few hundred steps, before the backbone's features tell crops apart,
-    and its softmax saturates on that one bin, where its gradient is zero (chapter 8).
+    and its softmax saturates on that one bin, where almost no gradient passes (chapter 8).
 
     Engine: ``amp`` ("auto": bf16 on CUDA where supported, else fp16 with a gradient scaler,
     and float32 on the CPU; or "bf16", "fp16", "off"); ``channels_last``; ``compile``
