@@ -130,6 +130,22 @@ def test_resume_applies_and_records_lr_root_lr_scale_milestones_and_gamma(
         train(wider, tree, run, resume=True, progress=False, device="cpu")
 
 
+def test_a_checkpoint_with_one_parameter_group_is_refused_by_name(
+    tree: Path, finished: Path, tmp_path: Path
+) -> None:
+    # Checkpoints written before the root head had its own rate hold one Adam group.
+    run = copy_run(finished, tmp_path)
+    ckpt = load_training_checkpoint(run / "last.pth")
+    rest, root = ckpt["optimizer"]["param_groups"]
+    rest["params"] = sorted(rest["params"] + root["params"])
+    ckpt["optimizer"]["param_groups"] = [rest]
+    atomic_save(ckpt, run / "last.pth")
+    again = TINY.replace({**ONE_EPOCH, "epochs": "2"})
+    refused = r"last\.pth: not a checkpoint this run can resume \(.*parameter groups"
+    with pytest.raises(ValueError, match=refused):
+        train(again, tree, run, resume=True, progress=False, device="cpu")
+
+
 def test_duplicate_epochs_are_trimmed_to_the_checkpoint(
     tree: Path, finished: Path, tmp_path: Path
 ) -> None:
